@@ -1,0 +1,66 @@
+import { DeliveryStatus, type Delivery, type Event, type Webhook } from "@httpqueue/proto";
+import type { DeliveryRow } from "../db/deliveries.js";
+import type { EventRow } from "../db/events.js";
+import type { DeliveryStatusValue } from "../db/schema.js";
+import type { WebhookRow } from "../db/webhooks.js";
+
+/** Database rows to API messages. The signing secret never leaves through here. */
+
+export function toWebhook(row: WebhookRow): Webhook {
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    event: row.event,
+    url: row.url,
+    method: row.method,
+    headers: row.headers,
+    timeout: row.timeout,
+    active: row.active,
+    description: row.description,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+export function toEvent(row: EventRow): Event {
+  return {
+    id: row.id,
+    namespace: row.namespace,
+    event: row.event,
+    payload: row.payload,
+    ttlSeconds: row.ttlSeconds,
+    metadata: row.metadata,
+    idempotencyKey: row.idempotencyKey ?? "",
+    createdAt: row.createdAt,
+    expiresAt: row.expiresAt,
+  };
+}
+
+const STATUS: Record<DeliveryStatusValue, DeliveryStatus> = {
+  pending: DeliveryStatus.DELIVERY_STATUS_PENDING,
+  retrying: DeliveryStatus.DELIVERY_STATUS_RETRYING,
+  succeeded: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
+  failed: DeliveryStatus.DELIVERY_STATUS_FAILED,
+  expired: DeliveryStatus.DELIVERY_STATUS_EXPIRED,
+  cancelled: DeliveryStatus.DELIVERY_STATUS_CANCELLED,
+};
+
+export const toDeliveryStatus = (status: DeliveryStatusValue): DeliveryStatus => STATUS[status];
+
+export function toDelivery(row: DeliveryRow): Delivery {
+  return {
+    id: row.id,
+    webhookId: row.webhookId,
+    eventId: row.eventId,
+    status: STATUS[row.status],
+    attemptCount: row.attemptCount,
+    maxAttempts: row.maxAttempts,
+    responseCode: row.responseCode ?? 0,
+    responseBody: row.responseBody ?? "",
+    errorMessage: row.errorMessage ?? "",
+    createdAt: row.createdAt,
+    lastAttemptAt: row.lastAttemptAt ?? undefined,
+    nextAttemptAt: row.nextAttemptAt ?? undefined,
+    completedAt: row.completedAt ?? undefined,
+  };
+}

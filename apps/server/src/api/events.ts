@@ -1,0 +1,17 @@
+import type { PushEventRequest, PushEventResponse } from "@httpqueue/proto";
+import { insertEvent } from "../db/events.js";
+import type { ApiDeps } from "./deps.js";
+import { checkIdempotencyKey, checkMetadata, checkName, checkPayload, checkTtl } from "./validation.js";
+
+export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<PushEventResponse> {
+  const { config } = deps;
+  const { eventId, duplicate } = await insertEvent(deps.db, {
+    namespace: checkName("namespace", req.namespace),
+    event: checkName("event", req.event),
+    payload: checkPayload("payload", req.payload, config.maxPayloadBytes),
+    ttlSeconds: checkTtl("ttl_seconds", req.ttlSeconds, config.defaultTtlSeconds, config.maxTtlSeconds),
+    metadata: checkMetadata("metadata", req.metadata),
+    idempotencyKey: checkIdempotencyKey("idempotency_key", req.idempotencyKey),
+  });
+  return { eventId, duplicate };
+}

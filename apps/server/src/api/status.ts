@@ -1,0 +1,45 @@
+import type { GetWebhookStatusRequest, GetWebhookStatusResponse } from "@httpqueue/proto";
+import { countDeliveriesByStatus, listEventDeliveries, listWebhookDeliveries } from "../db/deliveries.js";
+import { findEvent } from "../db/events.js";
+import { findWebhook } from "../db/webhooks.js";
+import { toDelivery, toDeliveryStatus, toEvent, toWebhook } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { invalidArgument, notFound } from "./errors.js";
+import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
+import { checkId } from "./validation.js";
+
+const PAGE_DEFAULT = 20;
+const PAGE_MAX = 1000;
+
+export async function getWebhookStatus(
+  deps: ApiDeps,
+  req: GetWebhookStatusRequest,
+): Promise<GetWebhookStatusResponse> {
+  const identifier = req.identifier;
+  if (!identifier) throw invalidArgument("identifier", "set webhook_id or event_id");
+  if (identifier.$case === "eventId") {
+    const id = checkId("event_id", identifier.value);
+    const [event, deliveries] = await Promise.all([findEvent(deps.db, id), listEventDeliveries(deps.db, id)]);
+    if (!event) throw notFound(`event ${id} not found`);
+    return { event: toEvent(event), counts: [], deliveries: deliveries.map(toDelivery), nextPageToken: "" };
+  }
+
+  const id = checkId("webhook_id", identifier.value);
+  const limit = checkPageSize("page_size", req.pageSize, PAGE_DEFAULT, PAGE_MAX);
+  const beforeId = decodePageToken("page_token", req.pageToken);
+  const [webhook, counts, rows] = await Promise.all([
+    findWebhook(deps.db, id),
+    countDeliveriesByStatus(deps.db, id),
+    listWebhookDeliveries(deps.db, id, { beforeId, limit: limit + 1 }),
+  ]);
+  if (!webhook) throw notFound(`webhook ${id} not found`);
+  const { page, nextPageToken } = toPage(rows, limit);
+  return {
+    webhook: toWebhook(webhook),
+    counts: counts
+      .map((c) => ({ status: toDeliveryStatus(c.status), count: c.count }))
+      .sort((a, b) => a.status - b.status),
+    deliveries: page.map(toDelivery),
+    nextPageToken,
+  };
+}

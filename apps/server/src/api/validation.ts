@@ -1,0 +1,177 @@
+import { invalidArgument } from "./errors.js";
+
+/** Field checks. Each returns the normalised value or throws INVALID_ARGUMENT naming the field. */
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const NAME_MAX = 128;
+
+/** Namespaces and event names: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit. */
+export function checkName(field: string, value: string): string {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (value.length > NAME_MAX) throw invalidArgument(field, `must be at most ${NAME_MAX} characters`);
+  if (!NAME.test(value)) {
+    throw invalidArgument(
+      field,
+      "may contain only letters, digits, '.', '_' and '-', and must start with a letter or digit",
+    );
+  }
+  return value;
+}
+
+const URL_MAX = 2048;
+
+export function checkUrl(field: string, value: string): string {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (value.length > URL_MAX) throw invalidArgument(field, `must be at most ${URL_MAX} characters`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidArgument(field, "must be an absolute http or https URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw invalidArgument(field, "must be an absolute http or https URL");
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw invalidArgument(field, "must not contain credentials; send them in a header instead");
+  }
+  return value;
+}
+
+export const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/** Upper-cased; empty means POST. */
+export function checkMethod(field: string, value: string): string {
+  if (value === "") return "POST";
+  const method = value.toUpperCase();
+  if (!(METHODS as readonly string[]).includes(method)) {
+    throw invalidArgument(field, `must be one of ${METHODS.join(", ")}`);
+  }
+  return method;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+
+export function checkTimeout(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 300) {
+    throw invalidArgument(field, "must be between 1 and 300 seconds");
+  }
+  return value;
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// Visible ASCII, space, tab and obs-text; no CR, LF or NUL.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers the HTTP client manages, hop-by-hop headers, and our own. */
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "expect",
+  "te",
+  "trailer",
+  "proxy-connection",
+]);
+const MAX_HEADERS = 50;
+const HEADER_NAME_MAX = 256;
+const HEADER_VALUE_MAX = 8192;
+
+export function checkHeaders(field: string, headers: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(headers);
+  if (entries.length > MAX_HEADERS) throw invalidArgument(field, `must have at most ${MAX_HEADERS} entries`);
+  const seen = new Set<string>();
+  for (const [name, value] of entries) {
+    const lower = name.toLowerCase();
+    if (!TOKEN.test(name) || name.length > HEADER_NAME_MAX) {
+      throw invalidArgument(field, `"${printable(name)}" is not a valid header name`);
+    }
+    if (RESERVED_HEADERS.has(lower)) {
+      throw invalidArgument(field, `"${name}" is set by the HTTP client and cannot be overridden`);
+    }
+    if (lower.startsWith("webhook-")) {
+      throw invalidArgument(field, `"${name}": webhook-* headers are reserved for the webhook signature`);
+    }
+    if (seen.has(lower)) throw invalidArgument(field, `"${name}" appears more than once`);
+    seen.add(lower);
+    if (!HEADER_VALUE.test(value)) {
+      throw invalidArgument(field, `the value of "${name}" contains characters not allowed in a header (CR, LF, control characters or non-Latin-1)`);
+    }
+    if (value.length > HEADER_VALUE_MAX) {
+      throw invalidArgument(field, `the value of "${name}" must be at most ${HEADER_VALUE_MAX} characters`);
+    }
+  }
+  return headers;
+}
+
+const DESCRIPTION_MAX = 1024;
+
+export function checkText(field: string, value: string, max = DESCRIPTION_MAX): string {
+  if (value.length > max) throw invalidArgument(field, `must be at most ${max} characters`);
+  if (value.includes("\u0000")) throw invalidArgument(field, "must not contain NUL characters");
+  return value;
+}
+
+/** A JSON document of at most `maxBytes` bytes (UTF-8). */
+export function checkPayload(field: string, value: string, maxBytes: number): string {
+  if (value === "") throw invalidArgument(field, "is required: a JSON document");
+  const size = Buffer.byteLength(value, "utf8");
+  if (size > maxBytes) throw invalidArgument(field, `is ${size} bytes; the limit is ${maxBytes}`);
+  try {
+    JSON.parse(value);
+  } catch (err) {
+    throw invalidArgument(field, `must be valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  return value;
+}
+
+/** 0 takes the default. */
+export function checkTtl(field: string, value: number, defaultSeconds: number, maxSeconds: number): number {
+  if (value === 0) return defaultSeconds;
+  if (!Number.isInteger(value) || value < 1 || value > maxSeconds) {
+    throw invalidArgument(field, `must be between 1 and ${maxSeconds} seconds (0 for the default, ${defaultSeconds})`);
+  }
+  return value;
+}
+
+const MAX_METADATA = 32;
+const METADATA_KEY_MAX = 128;
+const METADATA_VALUE_MAX = 1024;
+
+export function checkMetadata(field: string, metadata: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(metadata);
+  if (entries.length > MAX_METADATA) throw invalidArgument(field, `must have at most ${MAX_METADATA} entries`);
+  for (const [key, value] of entries) {
+    if (key === "") throw invalidArgument(field, "keys must not be empty");
+    checkText(`${field}["${printable(key)}"]`, key, METADATA_KEY_MAX);
+    checkText(`${field}["${printable(key)}"]`, value, METADATA_VALUE_MAX);
+  }
+  return metadata;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** Empty means none. */
+export function checkIdempotencyKey(field: string, value: string): string | null {
+  if (value === "") return null;
+  if (!IDEMPOTENCY_KEY.test(value)) {
+    throw invalidArgument(field, "must be 1 to 255 visible ASCII characters (no spaces)");
+  }
+  return value;
+}
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function checkId(field: string, value: string): string {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (!UUID.test(value)) throw invalidArgument(field, `"${printable(value)}" is not a valid id (a UUID)`);
+  return value.toLowerCase();
+}
+
+/** Quoted user input in messages: cut short, control characters escaped. */
+function printable(value: string): string {
+  const cut = value.length > 64 ? `${value.slice(0, 64)}…` : value;
+  return JSON.stringify(cut).slice(1, -1);
+}

@@ -1,0 +1,81 @@
+import type {
+  ListWebhooksRequest,
+  ListWebhooksResponse,
+  RegisterWebhookRequest,
+  RegisterWebhookResponse,
+  UnregisterWebhookRequest,
+  UnregisterWebhookResponse,
+  UpdateWebhookRequest,
+  UpdateWebhookResponse,
+} from "@httpqueue/proto";
+import * as webhooks from "../db/webhooks.js";
+import { generateSigningSecret } from "../delivery/signing.js";
+import { toWebhook } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { notFound } from "./errors.js";
+import {
+  DEFAULT_TIMEOUT_SECONDS,
+  checkHeaders,
+  checkId,
+  checkMethod,
+  checkName,
+  checkText,
+  checkTimeout,
+  checkUrl,
+} from "./validation.js";
+import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
+
+export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest): Promise<RegisterWebhookResponse> {
+  const signingSecret = generateSigningSecret();
+  const row = await webhooks.insertWebhook(deps.db, {
+    namespace: checkName("namespace", req.namespace),
+    event: checkName("event", req.event),
+    url: checkUrl("url", req.url),
+    method: checkMethod("method", req.method),
+    headers: checkHeaders("headers", req.headers),
+    timeout: req.timeout === 0 ? DEFAULT_TIMEOUT_SECONDS : checkTimeout("timeout", req.timeout),
+    active: req.active ?? true,
+    description: checkText("description", req.description),
+    signingSecret,
+  });
+  return { webhookId: row.id, webhook: toWebhook(row), signingSecret };
+}
+
+export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): Promise<UpdateWebhookResponse> {
+  const id = checkId("webhook_id", req.webhookId);
+  const changes: webhooks.WebhookChanges = {};
+  if (req.url !== undefined) changes.url = checkUrl("url", req.url);
+  if (req.method !== undefined) changes.method = checkMethod("method", req.method);
+  if (req.headers !== undefined) changes.headers = checkHeaders("headers", req.headers.values);
+  if (req.timeout !== undefined) changes.timeout = checkTimeout("timeout", req.timeout);
+  if (req.active !== undefined) changes.active = req.active;
+  if (req.description !== undefined) changes.description = checkText("description", req.description);
+  const row =
+    Object.keys(changes).length === 0
+      ? await webhooks.findWebhook(deps.db, id)
+      : await webhooks.updateWebhook(deps.db, id, changes);
+  if (!row) throw notFound(`webhook ${id} not found`);
+  return { webhook: toWebhook(row) };
+}
+
+export async function unregisterWebhook(
+  deps: ApiDeps,
+  req: UnregisterWebhookRequest,
+): Promise<UnregisterWebhookResponse> {
+  const id = checkId("webhook_id", req.webhookId);
+  const cancelled = await webhooks.unregisterWebhook(deps.db, id);
+  if (cancelled === undefined) throw notFound(`webhook ${id} not found`);
+  return { cancelledDeliveries: cancelled };
+}
+
+const LIST_DEFAULT = 100;
+const LIST_MAX = 1000;
+
+export async function listWebhooks(deps: ApiDeps, req: ListWebhooksRequest): Promise<ListWebhooksResponse> {
+  const namespace = req.namespace === "" ? undefined : checkName("namespace", req.namespace);
+  const limit = checkPageSize("page_size", req.pageSize, LIST_DEFAULT, LIST_MAX);
+  const afterId = decodePageToken("page_token", req.pageToken);
+  const rows = await webhooks.listWebhooks(deps.db, { namespace, afterId, limit: limit + 1 });
+  const { page, nextPageToken } = toPage(rows, limit);
+  return { webhooks: page.map(toWebhook), nextPageToken };
+}

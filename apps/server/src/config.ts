@@ -1,0 +1,159 @@
+import { z } from "zod";
+
+/** The server's settings. `loadConfig` is the only reader of `process.env`. */
+export interface Config {
+  databaseUrl: string;
+  databasePoolSize: number;
+  grpcHost: string;
+  grpcPort: number;
+  logLevel: LogLevel;
+  /** Delays before the 2nd, 3rd, ... attempt, in ms; the last one repeats. */
+  retrySchedule: number[];
+  /** Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]. */
+  retryJitter: number;
+  /** Longest Retry-After we honour, in ms; longer ones are capped to it. */
+  retryAfterMaxMs: number;
+  maxAttempts: number;
+  defaultTtlSeconds: number;
+  maxTtlSeconds: number;
+  maxPayloadBytes: number;
+  responseBodyLimitBytes: number;
+  workerConcurrency: number;
+  workerPollIntervalMs: number;
+  shutdownTimeoutMs: number;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const DEFAULTS = {
+  DATABASE_POOL_SIZE: "10",
+  GRPC_HOST: "127.0.0.1",
+  GRPC_PORT: "50051",
+  LOG_LEVEL: "info",
+  RETRY_SCHEDULE: "5s,30s,2m,10m,30m,1h,2h,4h,8h",
+  RETRY_JITTER: "0.2",
+  RETRY_AFTER_MAX: "1h",
+  MAX_ATTEMPTS: "10",
+  DEFAULT_TTL_SECONDS: "86400",
+  MAX_TTL_SECONDS: "2592000",
+  MAX_PAYLOAD_BYTES: "262144",
+  RESPONSE_BODY_LIMIT_BYTES: "16384",
+  WORKER_CONCURRENCY: "32",
+  WORKER_POLL_INTERVAL: "1s",
+  SHUTDOWN_TIMEOUT: "30s",
+} as const satisfies Record<string, string>;
+
+const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** Parses "250ms", "5s", "2m" or "1h" into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * UNITS_MS[match[2] as keyof typeof UNITS_MS];
+}
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const duration = (min: number, max: number) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: "custom", message: 'must be a duration such as "500ms", "5s", "2m" or "1h"' });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .pipe(z.number().min(min, `must be at least ${min}ms`).max(max, `must be at most ${max}ms`));
+
+const HOUR = 3_600_000;
+
+const schema = z.object({
+  DATABASE_URL: z
+    .string({ error: "is required: a PostgreSQL connection string such as postgres://user@localhost:5432/httpqueue" })
+    .trim()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL"),
+  DATABASE_POOL_SIZE: int(1, 1000),
+  GRPC_HOST: z.string().trim().min(1, "must not be empty"),
+  GRPC_PORT: int(0, 65535),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }),
+  RETRY_SCHEDULE: z
+    .string()
+    .transform((text, ctx) => {
+      const delays = text.split(",").map(parseDuration);
+      if (delays.length === 0 || delays.some((d) => d === undefined)) {
+        ctx.addIssue({ code: "custom", message: 'must be a comma-separated list of durations such as "5s,30s,2m"' });
+        return z.NEVER;
+      }
+      return delays as number[];
+    })
+    .pipe(z.array(z.number().min(0).max(7 * 24 * HOUR, "each delay must be at most 168h"))),
+  RETRY_JITTER: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, "must be a number between 0 and 1")
+    .transform(Number)
+    .pipe(z.number().min(0).max(1)),
+  RETRY_AFTER_MAX: duration(0, 24 * HOUR),
+  MAX_ATTEMPTS: int(1, 100),
+  DEFAULT_TTL_SECONDS: int(1, 365 * 24 * 3600),
+  MAX_TTL_SECONDS: int(1, 365 * 24 * 3600),
+  MAX_PAYLOAD_BYTES: int(2, 64 * 1024 * 1024),
+  RESPONSE_BODY_LIMIT_BYTES: int(0, 1024 * 1024),
+  WORKER_CONCURRENCY: int(1, 1000),
+  WORKER_POLL_INTERVAL: duration(10, 60_000),
+  SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
+});
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Reads and validates the configuration. Throws a ConfigError naming every bad
+ * variable; unset or empty variables take their default.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string | undefined> = { ...DEFAULTS };
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== "") raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join(".")} ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  if (e.DEFAULT_TTL_SECONDS > e.MAX_TTL_SECONDS) {
+    throw new ConfigError(
+      `invalid configuration:\n  DEFAULT_TTL_SECONDS (${e.DEFAULT_TTL_SECONDS}) must not exceed MAX_TTL_SECONDS (${e.MAX_TTL_SECONDS})`,
+    );
+  }
+  return {
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    grpcHost: e.GRPC_HOST,
+    grpcPort: e.GRPC_PORT,
+    logLevel: e.LOG_LEVEL,
+    retrySchedule: e.RETRY_SCHEDULE,
+    retryJitter: e.RETRY_JITTER,
+    retryAfterMaxMs: e.RETRY_AFTER_MAX,
+    maxAttempts: e.MAX_ATTEMPTS,
+    defaultTtlSeconds: e.DEFAULT_TTL_SECONDS,
+    maxTtlSeconds: e.MAX_TTL_SECONDS,
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    responseBodyLimitBytes: e.RESPONSE_BODY_LIMIT_BYTES,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    workerPollIntervalMs: e.WORKER_POLL_INTERVAL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+  };
+}

@@ -1,0 +1,100 @@
+import type { Task } from "graphile-worker";
+import type { Db } from "../db/client.js";
+import { closeDelivery, loadDelivery, recordAttempt, type LoadedDelivery } from "../db/deliveries.js";
+import type { Logger } from "../observability/logger.js";
+import type { HttpClient, OutgoingRequest } from "./http-client.js";
+import { nextStep, parseRetryAfter, type RetryPolicy } from "./retry-policy.js";
+import { signPayload } from "./signing.js";
+import type { DELIVER_TASK } from "./task-names.js";
+
+export interface DeliverDeps {
+  db: Db;
+  http: HttpClient;
+  policy: RetryPolicy;
+  userAgent: string;
+  logger: Logger;
+}
+
+/** The delivery task: one HTTP attempt, recorded with its outcome and what follows. */
+export function createDeliverTask(deps: DeliverDeps): Task<typeof DELIVER_TASK> {
+  const { db, http, policy, logger } = deps;
+  return async ({ deliveryId }, helpers) => {
+    const delivery = await loadDelivery(db, deliveryId);
+    if (!delivery) {
+      logger.warn({ deliveryId }, "job for an unknown delivery; dropping it");
+      return;
+    }
+    if (delivery.status !== "pending" && delivery.status !== "retrying") return;
+    const attemptNumber = delivery.attemptCount + 1;
+    if (!delivery.active || delivery.deletedAt) {
+      await closeDelivery(db, deliveryId, "cancelled", "the webhook was deactivated or unregistered");
+      return;
+    }
+    if (Date.now() >= delivery.expiresAt.getTime()) {
+      await closeDelivery(db, deliveryId, "expired", `the event expired before attempt ${attemptNumber}`);
+      logger.info({ deliveryId, attempt: attemptNumber, status: "expired" }, "delivery expired");
+      return;
+    }
+
+    const outcome = await http.send(buildRequest(delivery, deps.userAgent, helpers.abortSignal));
+    const now = new Date();
+    let status: "succeeded" | "retrying" | "failed" | "expired" = "succeeded";
+    let nextAttemptAt: Date | null = null;
+    if (outcome.error !== undefined) {
+      const honoursRetryAfter = outcome.statusCode === 429 || outcome.statusCode === 503;
+      const step = nextStep(policy, {
+        attemptNumber,
+        maxAttempts: delivery.maxAttempts,
+        now,
+        expiresAt: delivery.expiresAt,
+        retryAfterMs: honoursRetryAfter ? parseRetryAfter(outcome.retryAfter, now) : undefined,
+      });
+      status = step.kind === "retry" ? "retrying" : step.kind;
+      nextAttemptAt = step.kind === "retry" ? step.at : null;
+    }
+    const updated = await recordAttempt(db, {
+      deliveryId,
+      attemptNumber,
+      startedAt: outcome.startedAt,
+      durationMs: outcome.durationMs,
+      responseCode: outcome.statusCode ?? null,
+      responseBody: outcome.responseBody ?? null,
+      errorMessage: outcome.error ?? null,
+      status,
+      nextAttemptAt,
+    });
+    logger.info(
+      {
+        deliveryId,
+        webhookId: delivery.webhookId,
+        eventId: delivery.eventId,
+        attempt: attemptNumber,
+        status: updated ? status : "cancelled",
+        responseCode: outcome.statusCode,
+        durationMs: outcome.durationMs,
+        error: outcome.error,
+        nextAttemptAt: nextAttemptAt?.toISOString(),
+      },
+      "delivery attempt",
+    );
+  };
+}
+
+/**
+ * The webhook's method, URL and custom headers, the payload as the body (none
+ * for GET), and the Standard Webhooks headers: webhook-id is the delivery id,
+ * the same on every attempt, so receivers can drop repeats.
+ */
+export function buildRequest(d: LoadedDelivery, userAgent: string, signal?: AbortSignal): OutgoingRequest {
+  const body = d.method === "GET" ? undefined : d.payload;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers: Record<string, string> = { "user-agent": userAgent };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  // Custom headers may replace user-agent and content-type; the names that
+  // could clash with ours are refused when a webhook is registered.
+  for (const [name, value] of Object.entries(d.headers)) headers[name.toLowerCase()] = value;
+  headers["webhook-id"] = d.id;
+  headers["webhook-timestamp"] = String(timestamp);
+  headers["webhook-signature"] = signPayload(d.signingSecret, d.id, timestamp, body ?? "");
+  return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000, signal };
+}

@@ -1,0 +1,111 @@
+import { Agent, errors, request } from "undici";
+
+export interface OutgoingRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  /** Undefined sends no body (GET). */
+  body: string | undefined;
+  timeoutMs: number;
+  /** Aborts the request from outside (shutdown). */
+  signal?: AbortSignal | undefined;
+}
+
+export interface AttemptOutcome {
+  startedAt: Date;
+  durationMs: number;
+  /** Undefined when no response arrived. */
+  statusCode?: number | undefined;
+  /** The start of the response body, at most the configured limit. */
+  responseBody?: string | undefined;
+  retryAfter?: string | undefined;
+  /** Why the attempt failed; undefined on a 2xx answer. */
+  error?: string | undefined;
+}
+
+export interface HttpClient {
+  send(req: OutgoingRequest): Promise<AttemptOutcome>;
+  close(): Promise<void>;
+}
+
+export interface HttpClientOptions {
+  /** Most sockets kept open to one origin. */
+  connections: number;
+  responseBodyLimitBytes: number;
+}
+
+/** One pooled keep-alive agent for every delivery; redirects are not followed. */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const agent = new Agent({
+    connections: options.connections,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 120_000,
+    connect: { timeout: 10_000 },
+  });
+
+  async function send(req: OutgoingRequest): Promise<AttemptOutcome> {
+    const startedAt = new Date();
+    const started = performance.now();
+    const timeout = AbortSignal.timeout(req.timeoutMs);
+    const signal = req.signal ? AbortSignal.any([timeout, req.signal]) : timeout;
+    const elapsed = () => Math.round(performance.now() - started);
+    try {
+      const res = await request(req.url, {
+        dispatcher: agent,
+        method: req.method as "POST",
+        headers: req.headers,
+        body: req.body ?? null,
+        signal,
+        headersTimeout: req.timeoutMs,
+        bodyTimeout: req.timeoutMs,
+      });
+      const responseBody = await readPrefix(res.body, options.responseBodyLimitBytes);
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      const retryAfter = res.headers["retry-after"];
+      return {
+        startedAt,
+        durationMs: elapsed(),
+        statusCode: res.statusCode,
+        responseBody,
+        retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        error: ok ? undefined : `receiver answered HTTP ${res.statusCode}`,
+      };
+    } catch (err) {
+      if (req.signal?.aborted) throw err;
+      return { startedAt, durationMs: elapsed(), error: describeError(err, req.timeoutMs, timeout.aborted) };
+    }
+  }
+
+  return { send, close: () => agent.close() };
+}
+
+/** Reads up to `limit` bytes and drops the rest (closing the socket if the body is longer). */
+async function readPrefix(body: AsyncIterable<Buffer> & { destroy(): unknown }, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size + chunk.length >= limit) {
+      chunks.push(chunk.subarray(0, limit - size));
+      size = limit;
+      break;
+    }
+    chunks.push(chunk);
+    size += chunk.length;
+  }
+  if (size >= limit) body.destroy();
+  // PostgreSQL text cannot hold NUL.
+  return Buffer.concat(chunks, size).toString("utf8").replaceAll("\u0000", "\uFFFD");
+}
+
+function describeError(err: unknown, timeoutMs: number, timedOut: boolean): string {
+  if (timedOut || err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError) {
+    return `timed out after ${timeoutMs / 1000}s`;
+  }
+  if (err instanceof errors.ConnectTimeoutError) return "timed out while connecting";
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  if (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    return code && !cause.message.includes(code) ? `${cause.message} (${code})` : cause.message;
+  }
+  return String(cause);
+}

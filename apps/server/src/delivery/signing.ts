@@ -1,0 +1,18 @@
+import { createHmac, randomBytes } from "node:crypto";
+
+const SECRET_PREFIX = "whsec_";
+
+/** A new Standard Webhooks signing secret: "whsec_" and 32 random bytes in base64. */
+export function generateSigningSecret(): string {
+  return SECRET_PREFIX + randomBytes(32).toString("base64");
+}
+
+/**
+ * The Standard Webhooks `webhook-signature` value: "v1," and the base64
+ * HMAC-SHA256 of "<id>.<timestamp>.<body>", keyed by the secret's bytes.
+ */
+export function signPayload(secret: string, messageId: string, timestampSeconds: number, body: string): string {
+  const key = Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, "base64");
+  const mac = createHmac("sha256", key).update(`${messageId}.${timestampSeconds}.${body}`).digest("base64");
+  return `v1,${mac}`;
+}

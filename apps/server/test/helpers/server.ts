@@ -1,0 +1,59 @@
+import { createClient, type HttpQueueClient } from "@httpqueue/sdk";
+import { startApp, type App } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+
+export interface TestServer {
+  app: App;
+  client: HttpQueueClient;
+  db: TestDatabase;
+  /** Stops the server and drops its database. */
+  stop(): Promise<void>;
+}
+
+/** Settings that keep tests fast: short retries, quick polling, quiet logs. */
+export const FAST_ENV = {
+  GRPC_PORT: "0",
+  LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+  RETRY_SCHEDULE: "100ms",
+  RETRY_JITTER: "0",
+  WORKER_POLL_INTERVAL: "50ms",
+  SHUTDOWN_TIMEOUT: "5s",
+} as const;
+
+/** A real server (gRPC on a free port, worker, migrations) on a database of its own. */
+export async function startTestServer(env: Record<string, string> = {}, db?: TestDatabase): Promise<TestServer> {
+  const database = db ?? (await createTestDatabase());
+  const config = loadConfig({ ...FAST_ENV, DATABASE_URL: database.url, ...env });
+  const app = await startApp(config, createLogger(config.logLevel));
+  const client = createClient({ address: app.address });
+  return {
+    app,
+    client,
+    db: database,
+    async stop() {
+      client.close();
+      await app.stop();
+      if (!db) await database.drop();
+    },
+  };
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`, { cause: last });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,1 @@
+export * from "./gen/httpqueue/v1/webhook.js";
