@@ -54,12 +54,7 @@ export function parseDuration(text: string): number | undefined {
 }
 
 const int = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, "must be a whole number")
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().min(min).max(max));
 
 const duration = (min: number, max: number) =>
   z
@@ -95,7 +90,14 @@ const schema = z.object({
       }
       return delays as number[];
     })
-    .pipe(z.array(z.number().min(0).max(7 * 24 * HOUR, "each delay must be at most 168h"))),
+    .pipe(
+      z.array(
+        z
+          .number()
+          .min(0)
+          .max(7 * 24 * HOUR, "each delay must be at most 168h"),
+      ),
+    ),
   RETRY_JITTER: z
     .string()
     .trim()

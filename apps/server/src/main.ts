@@ -32,10 +32,13 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     }
     signalled = true;
     logger.info({ signal }, "shutting down: no new calls, finishing running deliveries");
-    const deadline = setTimeout(() => {
-      logger.error("shutdown took too long; exiting");
-      process.exit(1);
-    }, config.shutdownTimeoutMs * 2 + 10_000);
+    const deadline = setTimeout(
+      () => {
+        logger.error("shutdown took too long; exiting");
+        process.exit(1);
+      },
+      config.shutdownTimeoutMs * 2 + 10_000,
+    );
     deadline.unref();
     app.stop().then(
       () => {

@@ -30,7 +30,7 @@ describe("delivery", () => {
     });
     assert.match(registered.signingSecret, /^whsec_[A-Za-z0-9+/]+=*$/);
     assert.equal(registered.webhook?.active, true, "a webhook is active unless registered otherwise");
-    assert.equal(registered.webhook?.timeout, 30);
+    assert.equal(registered.webhook.timeout, 30);
 
     const payload = '{"user_id": "12345", "email": "user@example.com"}';
     const pushed = await client.pushEvent({ namespace: "user", event: "signup", payload });
@@ -83,7 +83,11 @@ describe("delivery", () => {
       active: false,
     });
     await client.registerWebhook({ namespace: "order", event: "deleted", url: `${receiver.url}/fanout/other-event` });
-    await client.registerWebhook({ namespace: "shop", event: "created", url: `${receiver.url}/fanout/other-namespace` });
+    await client.registerWebhook({
+      namespace: "shop",
+      event: "created",
+      url: `${receiver.url}/fanout/other-namespace`,
+    });
 
     const pushed = await client.pushEvent({ namespace: "order", event: "created", payload: '{"order_id":1}' });
     const status = await eventually(async () => {
@@ -91,11 +95,11 @@ describe("delivery", () => {
       const done = s.deliveries.filter((d) => d.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
       return done.length === 3 ? s : undefined;
     });
-    assert.deepEqual(
-      status.deliveries.map((d) => d.webhookId).sort(),
-      hooks.map((h) => h.webhookId).sort(),
-    );
-    const paths = receiver.requests.filter((r) => r.path.startsWith("/fanout/")).map((r) => r.path).sort();
+    assert.deepEqual(status.deliveries.map((d) => d.webhookId).sort(), hooks.map((h) => h.webhookId).sort());
+    const paths = receiver.requests
+      .filter((r) => r.path.startsWith("/fanout/"))
+      .map((r) => r.path)
+      .sort();
     assert.deepEqual(paths, ["/fanout/a", "/fanout/b", "/fanout/c"]);
 
     const untouched = await client.getWebhookStatus({ identifier: { $case: "webhookId", value: inactive.webhookId } });
@@ -111,9 +115,9 @@ describe("delivery", () => {
     const requests = await receiver.waitForRequests(before + 1);
     const request = requests.at(-1);
     assert.equal(request?.method, "GET");
-    assert.equal(request?.body, "");
-    assert.equal(request?.headers["content-type"], undefined);
-    assert.ok(request?.headers["webhook-signature"]);
+    assert.equal(request.body, "");
+    assert.equal(request.headers["content-type"], undefined);
+    assert.ok(request.headers["webhook-signature"]);
   });
 
   it("accepts an event that no webhook listens to", async () => {

@@ -2,6 +2,7 @@ import {
   Client,
   credentials,
   Metadata,
+  status,
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
   type ChannelOptions,
@@ -107,7 +108,9 @@ export function createClient(options: ClientOptions): HttpQueueClient {
         };
         const signal = callOptions?.signal;
         if (signal?.aborted) {
-          reject(new HttpQueueError(1, "the call was cancelled before it started", { cause: signal.reason }));
+          reject(
+            new HttpQueueError(status.CANCELLED, "the call was cancelled before it started", { cause: signal.reason }),
+          );
           return;
         }
         const call = client.makeUnaryRequest(
@@ -146,7 +149,9 @@ export function createClient(options: ClientOptions): HttpQueueClient {
     },
     pushEvent: rpc(service.pushEvent, PushEventRequest),
     getWebhookStatus: rpc(service.getWebhookStatus, GetWebhookStatusRequest),
-    close: () => client.close(),
+    close() {
+      client.close();
+    },
   };
 }
 

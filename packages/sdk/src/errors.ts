@@ -14,7 +14,8 @@ export class HttpQueueError extends Error {
   readonly metadata: Metadata | undefined;
 
   constructor(code: status, details: string, options?: { cause?: unknown; metadata?: Metadata }) {
-    const codeName = status[code] ?? `CODE_${code}`;
+    // A code this version does not know still gets a name.
+    const codeName = (status as Record<number, string | undefined>)[code] ?? `CODE_${code}`;
     super(`${codeName}: ${details}`, { cause: options?.cause });
     this.code = code;
     this.codeName = codeName;

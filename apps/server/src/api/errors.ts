@@ -66,7 +66,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export function toServiceError(err: unknown): { error: Partial<ServiceError>; unexpected: boolean } {
   if (err instanceof ApiError) return { error: serviceError(err.code, err.message), unexpected: false };
   if (isDatabaseUnavailable(err)) {
-    return { error: serviceError(status.UNAVAILABLE, "the database is unavailable; try again later"), unexpected: true };
+    return {
+      error: serviceError(status.UNAVAILABLE, "the database is unavailable; try again later"),
+      unexpected: true,
+    };
   }
   return { error: serviceError(status.INTERNAL, "internal error"), unexpected: true };
 }

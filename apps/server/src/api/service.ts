@@ -18,11 +18,12 @@ export function createWebhookService(deps: ApiDeps & { logger: Logger }): Webhoo
   ): handleUnaryCall<Req, Res> {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const started = performance.now();
-      const done = (code: status) =>
+      const done = (code: status) => {
         logger.info(
           { rpc: method, code: status[code], durationMs: Math.round((performance.now() - started) * 10) / 10 },
           "rpc",
         );
+      };
       handler(deps, call.request).then(
         (response) => {
           done(status.OK);

@@ -11,10 +11,7 @@ import { checkId } from "./validation.js";
 const PAGE_DEFAULT = 20;
 const PAGE_MAX = 1000;
 
-export async function getWebhookStatus(
-  deps: ApiDeps,
-  req: GetWebhookStatusRequest,
-): Promise<GetWebhookStatusResponse> {
+export async function getWebhookStatus(deps: ApiDeps, req: GetWebhookStatusRequest): Promise<GetWebhookStatusResponse> {
   const identifier = req.identifier;
   if (!identifier) throw invalidArgument("identifier", "set webhook_id or event_id");
   if (identifier.$case === "eventId") {

@@ -97,7 +97,10 @@ export function checkHeaders(field: string, headers: Record<string, string>): Re
     if (seen.has(lower)) throw invalidArgument(field, `"${name}" appears more than once`);
     seen.add(lower);
     if (!HEADER_VALUE.test(value)) {
-      throw invalidArgument(field, `the value of "${name}" contains characters not allowed in a header (CR, LF, control characters or non-Latin-1)`);
+      throw invalidArgument(
+        field,
+        `the value of "${name}" contains characters not allowed in a header (CR, LF, control characters or non-Latin-1)`,
+      );
     }
     if (value.length > HEADER_VALUE_MAX) {
       throw invalidArgument(field, `the value of "${name}" must be at most ${HEADER_VALUE_MAX} characters`);

@@ -5,10 +5,7 @@ export interface RetryPolicy {
   retryAfterMaxMs: number;
 }
 
-export type NextStep =
-  | { kind: "retry"; at: Date }
-  | { kind: "failed" }
-  | { kind: "expired" };
+export type NextStep = { kind: "retry"; at: Date } | { kind: "failed" } | { kind: "expired" };
 
 export interface FailedAttempt {
   /** 1 for the first attempt. */

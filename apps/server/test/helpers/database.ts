@@ -21,9 +21,14 @@ export function databaseUrl(name: string): string {
 function templateName(): string {
   const hash = createHash("sha256");
   for (const file of readdirSync(MIGRATIONS_FOLDER, { recursive: true }).map(String).sort()) {
-    if (file.endsWith(".sql") || file.endsWith(".json")) hash.update(file).update(readFileSync(join(MIGRATIONS_FOLDER, file)));
+    if (file.endsWith(".sql") || file.endsWith(".json"))
+      hash.update(file).update(readFileSync(join(MIGRATIONS_FOLDER, file)));
   }
-  const graphileVersion = (JSON.parse(readFileSync(new URL(import.meta.resolve("graphile-worker/package.json")), "utf8")) as { version: string }).version;
+  const graphileVersion = (
+    JSON.parse(readFileSync(new URL(import.meta.resolve("graphile-worker/package.json")), "utf8")) as {
+      version: string;
+    }
+  ).version;
   hash.update(graphileVersion);
   return `httpqueue_test_tpl_${hash.digest("hex").slice(0, 12)}`;
 }

@@ -50,7 +50,12 @@ export async function startReceiver(respond: Responder = () => 200): Promise<Rec
         hanging.add(res);
         return;
       }
-      const { status, body = "ok", headers = {}, delayMs = 0 } = typeof answer === "number" ? { status: answer } : answer;
+      const {
+        status,
+        body = "ok",
+        headers = {},
+        delayMs = 0,
+      } = typeof answer === "number" ? { status: answer } : answer;
       setTimeout(() => {
         if (res.writableEnded || res.destroyed) return;
         res.writeHead(status, { "content-type": "text/plain", ...headers });
@@ -85,7 +90,11 @@ export async function startReceiver(respond: Responder = () => 200): Promise<Rec
     async close() {
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     },
   };
 }

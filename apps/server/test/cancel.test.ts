@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { DeliveryStatus } from "@httpqueue/sdk";
+import { startReceiver, type Receiver } from "./helpers/receiver.js";
+import { eventually, startTestServer, type TestServer } from "./helpers/server.js";
+
+describe("cancellation", () => {
+  let server: TestServer;
+  let receiver: Receiver;
+
+  before(async () => {
+    server = await startTestServer();
+    // Every delivery fails once and asks for a long pause: it sits in RETRYING.
+    receiver = await startReceiver(() => ({ status: 503, headers: { "retry-after": "3600" } }));
+  });
+  after(async () => {
+    await server.stop();
+    await receiver.close();
+  });
+
+  /** Registers a webhook, pushes an event, and waits until its delivery is retrying. */
+  async function retryingDelivery(event: string) {
+    const { webhookId } = await server.client.registerWebhook({ namespace: "cancel", event, url: receiver.url });
+    const { eventId } = await server.client.pushEvent({ namespace: "cancel", event, payload: "{}" });
+    const delivery = await eventually(async () => {
+      const { deliveries } = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
+      const [d] = deliveries;
+      return d?.status === DeliveryStatus.DELIVERY_STATUS_RETRYING ? d : undefined;
+    });
+    return { webhookId, eventId, delivery };
+  }
+
+  const queuedJobs = async (deliveryId: string) => {
+    const [row] = await server.db.sql<{ n: number }[]>`
+      select count(*)::int as n from graphile_worker.jobs where key = ${`httpqueue.deliver:${deliveryId}`}`;
+    return row?.n;
+  };
+
+  it("unregistering a webhook cancels its pending deliveries and removes their jobs", async () => {
+    const { webhookId, eventId, delivery } = await retryingDelivery("unregister");
+    assert.equal(await queuedJobs(delivery.id), 1, "the retry is queued");
+
+    const { cancelledDeliveries } = await server.client.unregisterWebhook({ webhookId });
+    assert.equal(cancelledDeliveries, 1);
+    assert.equal(await queuedJobs(delivery.id), 0, "the retry will not run");
+
+    const { deliveries } = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
+    assert.equal(deliveries[0]?.status, DeliveryStatus.DELIVERY_STATUS_CANCELLED);
+    assert.equal(deliveries[0].nextAttemptAt, undefined);
+    assert.ok(deliveries[0].completedAt);
+
+    await assert.rejects(server.client.getWebhookStatus({ identifier: { $case: "webhookId", value: webhookId } }), {
+      codeName: "NOT_FOUND",
+    });
+    await assert.rejects(server.client.unregisterWebhook({ webhookId }), { codeName: "NOT_FOUND" });
+    const listed = await server.client.listWebhooks({ namespace: "cancel" });
+    assert.ok(!listed.webhooks.some((w) => w.id === webhookId));
+  });
+
+  it("deactivating a webhook cancels its pending deliveries; new events skip it", async () => {
+    const { webhookId, delivery } = await retryingDelivery("deactivate");
+    const { webhook } = await server.client.updateWebhook({ webhookId, active: false });
+    assert.equal(webhook?.active, false);
+    assert.equal(await queuedJobs(delivery.id), 0);
+
+    const status = await server.client.getWebhookStatus({ identifier: { $case: "webhookId", value: webhookId } });
+    assert.deepEqual(status.counts, [{ status: DeliveryStatus.DELIVERY_STATUS_CANCELLED, count: 1 }]);
+
+    const before = receiver.requests.length;
+    const { eventId } = await server.client.pushEvent({ namespace: "cancel", event: "deactivate", payload: "{}" });
+    const later = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
+    assert.equal(later.deliveries.length, 0);
+    assert.equal(receiver.requests.length, before);
+  });
+
+  it("a delivery whose webhook went away before its job ran is cancelled, not sent", async () => {
+    const { webhookId, delivery } = await retryingDelivery("race");
+    // The job stays queued (as if it had been fetched just before the cancellation).
+    await server.db.sql`update webhook_registrations set active = false where id = ${webhookId}`;
+    await server.db.sql`update graphile_worker._private_jobs set run_at = now()
+      where key = ${`httpqueue.deliver:${delivery.id}`}`;
+    const before = receiver.requests.length;
+    const cancelled = await eventually(async () => {
+      const [row] = await server.db.sql<{ status: string; error_message: string }[]>`
+        select status, error_message from webhook_deliveries where id = ${delivery.id}`;
+      return row?.status === "cancelled" ? row : undefined;
+    });
+    assert.equal(cancelled.error_message, "the webhook was deactivated or unregistered");
+    assert.equal(receiver.requests.length, before);
+  });
+});

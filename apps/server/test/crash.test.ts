@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
+import { createTestDatabase, type TestDatabase } from "./helpers/database.js";
+import { spawnServer, type ServerProcess } from "./helpers/process.js";
+import { startReceiver, type Receiver } from "./helpers/receiver.js";
+import { eventually } from "./helpers/server.js";
+
+/** Starts the built server on the test database and returns it with a client. */
+async function start(db: TestDatabase): Promise<{ proc: ServerProcess; client: HttpQueueClient }> {
+  const proc = await spawnServer({ DATABASE_URL: db.url });
+  return { proc, client: createClient({ address: proc.address }) };
+}
+
+async function kill(proc: ServerProcess, client: HttpQueueClient) {
+  client.close();
+  proc.child.kill("SIGKILL");
+  assert.equal(await proc.exited, "SIGKILL");
+}
+
+describe("crash safety", () => {
+  let db: TestDatabase;
+  const receivers: Receiver[] = [];
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await Promise.all(receivers.map((r) => r.close()));
+    await db.drop();
+  });
+
+  it("an event pushed just before SIGKILL is delivered after a restart", async () => {
+    const receiver = await startReceiver();
+    receivers.push(receiver);
+    let { proc, client } = await start(db);
+    await client.registerWebhook({ namespace: "crash", event: "push", url: receiver.url });
+    const { eventId } = await client.pushEvent({ namespace: "crash", event: "push", payload: '{"n":1}' });
+    await kill(proc, client);
+
+    ({ proc, client } = await start(db));
+    try {
+      const [request] = await receiver.waitForRequests(1, 10_000);
+      assert.equal(request?.body, '{"n":1}');
+      await eventually(async () => {
+        const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
+        return deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? true : undefined;
+      });
+    } finally {
+      await kill(proc, client);
+    }
+  });
+
+  it("a delivery in flight when the server is killed is retried within seconds of the restart", async () => {
+    // The first request never gets an answer: the server dies while its job is locked.
+    const receiver = await startReceiver((_req, i) => (i === 0 ? "hang" : 200));
+    receivers.push(receiver);
+    let { proc, client } = await start(db);
+    await client.registerWebhook({ namespace: "crash", event: "inflight", url: receiver.url });
+    const { eventId } = await client.pushEvent({ namespace: "crash", event: "inflight", payload: "{}" });
+    await receiver.waitForRequests(1);
+    await kill(proc, client);
+    const [locked] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from graphile_worker.jobs where locked_by is not null`;
+    assert.ok((locked?.n ?? 0) >= 1, "the dead server's job is still locked");
+
+    ({ proc, client } = await start(db));
+    try {
+      const requests = await receiver.waitForRequests(2, 10_000);
+      assert.equal(requests[1]?.headers["webhook-id"], requests[0]?.headers["webhook-id"]);
+      const delivery = await eventually(async () => {
+        const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
+        const [d] = deliveries;
+        return d?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? d : undefined;
+      });
+      assert.equal(delivery.attemptCount, 1, "the interrupted attempt was never recorded");
+      assert.match(proc.output(), /unlocked jobs held by workers that are gone/);
+    } finally {
+      await kill(proc, client);
+    }
+  });
+});

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, createClient, DeliveryStatus, HttpQueueError } from "@httpqueue/sdk";
+import postgres from "postgres";
+import { migrateDatabase } from "../src/db/migrate.js";
+import { createLogger } from "../src/observability/logger.js";
+import { ADMIN_URL, createTestDatabase, databaseUrl, type TestDatabase } from "./helpers/database.js";
+import { runServerToExit, spawnServer } from "./helpers/process.js";
+import { startReceiver, type Receiver } from "./helpers/receiver.js";
+import { eventually, startTestServer } from "./helpers/server.js";
+import { startTcpProxy } from "./helpers/tcp-proxy.js";
+
+describe("lifecycle", () => {
+  let db: TestDatabase;
+  const receivers: Receiver[] = [];
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    await Promise.all(receivers.map((r) => r.close()));
+    await db.drop();
+  });
+
+  it("SIGTERM stops taking calls, lets the running delivery finish and exits 0", async () => {
+    const receiver = await startReceiver(() => ({ status: 200, delayMs: 1500 }));
+    receivers.push(receiver);
+    const proc = await spawnServer({ DATABASE_URL: db.url });
+    const client = createClient({ address: proc.address });
+    await client.registerWebhook({ namespace: "term", event: "slow", url: receiver.url });
+    const { eventId } = await client.pushEvent({ namespace: "term", event: "slow", payload: "{}" });
+    await receiver.waitForRequests(1);
+
+    proc.child.kill("SIGTERM");
+    assert.equal(await proc.exited, 0);
+    assert.match(proc.output(), /shutting down/);
+    client.close();
+
+    const [row] = await db.sql<{ status: string; attempt_count: number }[]>`
+      select status, attempt_count from webhook_deliveries where event_id = ${eventId}`;
+    assert.deepEqual({ ...row }, { status: "succeeded", attempt_count: 1 });
+  });
+
+  it("a bad setting stops the server at start with a message naming the variable", async () => {
+    const base = { DATABASE_URL: db.url };
+    const cases: [Record<string, string>, RegExp][] = [
+      [{}, /DATABASE_URL is required/],
+      [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL must be a postgres:\/\//],
+      [{ ...base, GRPC_PORT: "http" }, /GRPC_PORT must be a whole number/],
+      [{ ...base, GRPC_PORT: "70000" }, /GRPC_PORT/],
+      [{ ...base, RETRY_SCHEDULE: "5s,soon" }, /RETRY_SCHEDULE must be a comma-separated list of durations/],
+      [{ ...base, LOG_LEVEL: "loud" }, /LOG_LEVEL must be one of/],
+      [{ ...base, MAX_ATTEMPTS: "0" }, /MAX_ATTEMPTS/],
+      [{ ...base, RETRY_JITTER: "2" }, /RETRY_JITTER/],
+      [{ ...base, SHUTDOWN_TIMEOUT: "forever" }, /SHUTDOWN_TIMEOUT must be a duration/],
+      [
+        { ...base, DEFAULT_TTL_SECONDS: "100", MAX_TTL_SECONDS: "10" },
+        /DEFAULT_TTL_SECONDS \(100\) must not exceed MAX_TTL_SECONDS/,
+      ],
+    ];
+    for (const [env, message] of cases) {
+      const { code, output } = await runServerToExit(env);
+      assert.equal(code, 2, `${JSON.stringify(env)}: ${output}`);
+      assert.match(output, message);
+      assert.doesNotMatch(output, /at .*\.js:\d+/, "no stack trace for a configuration error");
+    }
+  });
+
+  it("a database that cannot be reached at start is reported, with exit code 1", async () => {
+    const { code, output } = await runServerToExit({
+      DATABASE_URL: "postgres://nobody:secret-password@127.0.0.1:1/none",
+      GRPC_PORT: "0",
+    });
+    assert.equal(code, 1);
+    assert.match(output, /could not start/);
+    assert.match(output, /ECONNREFUSED/);
+    assert.doesNotMatch(output, /secret-password/, "the database password is never logged");
+  });
+
+  it("two servers migrating a new database at the same moment both succeed", async () => {
+    const name = `httpqueue_test_migrate_${process.pid}`;
+    const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => undefined });
+    await admin.unsafe(`drop database if exists "${name}" with (force)`);
+    await admin.unsafe(`create database "${name}"`);
+    try {
+      const logger = createLogger("silent");
+      await Promise.all([1, 2, 3].map(() => migrateDatabase(databaseUrl(name), logger)));
+      const check = postgres(databaseUrl(name), { max: 1, onnotice: () => undefined });
+      const tables = await check<{ table_name: string }[]>`
+        select table_name from information_schema.tables where table_schema = 'public' order by 1`;
+      const [journal] = await check<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`;
+      await check.end();
+      assert.deepEqual(
+        tables.map((t) => t.table_name),
+        ["delivery_attempts", "event_records", "webhook_deliveries", "webhook_registrations"],
+      );
+      assert.equal(journal?.n, 3, "each migration applied once");
+    } finally {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    }
+  });
+
+  it("answers UNAVAILABLE while the database is unreachable, and recovers when it returns", async () => {
+    const target = new URL(db.url);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    const receiver = await startReceiver();
+    receivers.push(receiver);
+    const server = await startTestServer({ DATABASE_URL: viaProxy.toString(), DATABASE_POOL_SIZE: "2" }, db);
+    try {
+      await server.client.registerWebhook({ namespace: "outage", event: "e", url: receiver.url });
+      await proxy.cut();
+      await assert.rejects(
+        server.client.pushEvent({ namespace: "outage", event: "e", payload: "{}" }),
+        (err: unknown) => {
+          assert.ok(err instanceof HttpQueueError);
+          assert.equal(err.code, Code.UNAVAILABLE);
+          assert.match(err.details, /database is unavailable/);
+          assert.doesNotMatch(err.details, /ECONNREFUSED|at /, "no internals on the wire");
+          return true;
+        },
+      );
+      await proxy.restore();
+      const { eventId } = await eventually(() =>
+        server.client.pushEvent({ namespace: "outage", event: "e", payload: '{"after":"outage"}' }),
+      );
+      await receiver.waitForRequests(1, 20_000);
+      await eventually(async () => {
+        const { deliveries } = await server.client.getWebhookStatus({
+          identifier: { $case: "eventId", value: eventId },
+        });
+        return deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? true : undefined;
+      }, 20_000);
+    } finally {
+      await server.stop();
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Webhook } from "standardwebhooks";
+import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
+import { nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
+import { generateSigningSecret, signPayload } from "../src/delivery/signing.js";
+
+describe("retry policy", () => {
+  const policy: RetryPolicy = { schedule: [5_000, 30_000, 120_000], jitter: 0.2, retryAfterMaxMs: 60_000 };
+  const now = new Date("2026-01-01T00:00:00Z");
+  const far = new Date("2027-01-01T00:00:00Z");
+  const at = (step: ReturnType<typeof nextStep>) =>
+    step.kind === "retry" ? step.at.getTime() - now.getTime() : step.kind;
+
+  it("follows the schedule, repeating its last delay", () => {
+    const mid = () => 0.5; // no jitter
+    const delays = [1, 2, 3, 4, 5].map((n) =>
+      at(nextStep(policy, { attemptNumber: n, maxAttempts: 10, now, expiresAt: far }, mid)),
+    );
+    assert.deepEqual(delays, [5_000, 30_000, 120_000, 120_000, 120_000]);
+  });
+
+  it("spreads delays by ±jitter", () => {
+    assert.equal(at(nextStep(policy, { attemptNumber: 1, maxAttempts: 10, now, expiresAt: far }, () => 0)), 4_000);
+    assert.equal(at(nextStep(policy, { attemptNumber: 1, maxAttempts: 10, now, expiresAt: far }, () => 1)), 6_000);
+  });
+
+  it("fails when attempts are used up, expires when the next would pass the TTL", () => {
+    assert.equal(at(nextStep(policy, { attemptNumber: 10, maxAttempts: 10, now, expiresAt: far })), "failed");
+    const soon = new Date(now.getTime() + 3_000);
+    assert.equal(at(nextStep(policy, { attemptNumber: 1, maxAttempts: 10, now, expiresAt: soon })), "expired");
+  });
+
+  it("waits at least a Retry-After, capped", () => {
+    const mid = () => 0.5;
+    const step = (retryAfterMs: number) =>
+      at(nextStep(policy, { attemptNumber: 1, maxAttempts: 10, now, expiresAt: far, retryAfterMs }, mid));
+    assert.equal(step(1_000), 5_000, "a shorter Retry-After does not hurry the schedule");
+    assert.equal(step(20_000), 20_000);
+    assert.equal(step(3_600_000), 60_000, "capped by RETRY_AFTER_MAX");
+  });
+
+  it("parses Retry-After as seconds or an HTTP date", () => {
+    assert.equal(parseRetryAfter("120", now), 120_000);
+    assert.equal(parseRetryAfter("Thu, 01 Jan 2026 00:00:30 GMT", now), 30_000);
+    assert.equal(parseRetryAfter("Wed, 31 Dec 2025 00:00:00 GMT", now), 0);
+    assert.equal(parseRetryAfter("soon", now), undefined);
+    assert.equal(parseRetryAfter(undefined, now), undefined);
+  });
+});
+
+describe("signing", () => {
+  it("produces Standard Webhooks signatures", () => {
+    const secret = generateSigningSecret();
+    assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const signature = signPayload(secret, "msg_1", timestamp, '{"a":1}');
+    const headers = { "webhook-id": "msg_1", "webhook-timestamp": String(timestamp), "webhook-signature": signature };
+    assert.deepEqual(new Webhook(secret).verify('{"a":1}', headers), { a: 1 });
+    assert.throws(() => new Webhook(generateSigningSecret()).verify('{"a":1}', headers));
+  });
+});
+
+describe("configuration", () => {
+  const base = { DATABASE_URL: "postgres://localhost/x" };
+
+  it("has defaults for everything but DATABASE_URL", () => {
+    const config = loadConfig(base);
+    assert.equal(config.grpcPort, 50051);
+    assert.equal(config.grpcHost, "127.0.0.1");
+    assert.deepEqual(config.retrySchedule, [5e3, 30e3, 120e3, 600e3, 1800e3, 3600e3, 7200e3, 14400e3, 28800e3]);
+    assert.equal(config.maxAttempts, 10);
+    assert.equal(config.defaultTtlSeconds, 86_400);
+    assert.equal(config.maxPayloadBytes, 262_144);
+  });
+
+  it("parses durations", () => {
+    assert.equal(parseDuration("250ms"), 250);
+    assert.equal(parseDuration("2m"), 120_000);
+    assert.equal(parseDuration("1h"), 3_600_000);
+    assert.equal(parseDuration("1.5s"), undefined);
+    assert.deepEqual(loadConfig({ ...base, RETRY_SCHEDULE: "1s,2s,5s" }).retrySchedule, [1000, 2000, 5000]);
+  });
+
+  it("names every bad variable, without echoing values", () => {
+    assert.throws(
+      () => loadConfig({ ...base, GRPC_PORT: "x", MAX_PAYLOAD_BYTES: "-1", DATABASE_POOL_SIZE: "secret-value" }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /GRPC_PORT/);
+        assert.match(err.message, /MAX_PAYLOAD_BYTES/);
+        assert.match(err.message, /DATABASE_POOL_SIZE/);
+        assert.doesNotMatch(err.message, /secret-value/);
+        return true;
+      },
+    );
+  });
+});
