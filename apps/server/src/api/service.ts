@@ -3,7 +3,7 @@ import { status } from "@grpc/grpc-js";
 import type { WebhookServiceServer } from "@httpqueue/proto";
 import type { Logger } from "../observability/logger.js";
 import type { ApiDeps } from "./deps.js";
-import { rootCause, toServiceError } from "./errors.js";
+import { toServiceError } from "./errors.js";
 import { pushEvent } from "./events.js";
 import { getWebhookStatus } from "./status.js";
 import { listWebhooks, registerWebhook, unregisterWebhook, updateWebhook } from "./webhooks.js";
@@ -31,7 +31,7 @@ export function createWebhookService(deps: ApiDeps & { logger: Logger }): Webhoo
         },
         (err: unknown) => {
           const { error, unexpected } = toServiceError(err);
-          if (unexpected) logger.error({ rpc: method, err: rootCause(err) }, "rpc failed");
+          if (unexpected) logger.error({ rpc: method, err }, "rpc failed");
           done(error.code ?? status.UNKNOWN);
           callback(error, null);
         },

@@ -1,11 +1,10 @@
-import type { Task } from "graphile-worker";
+import type { JobHelpers } from "graphile-worker";
 import type { Db } from "../db/client.js";
 import { closeDelivery, loadDelivery, recordAttempt, type LoadedDelivery } from "../db/deliveries.js";
 import type { Logger } from "../observability/logger.js";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";
 import { nextStep, parseRetryAfter, type RetryPolicy } from "./retry-policy.js";
 import { signPayload } from "./signing.js";
-import type { DELIVER_TASK } from "./task-names.js";
 
 export interface DeliverDeps {
   db: Db;
@@ -16,7 +15,9 @@ export interface DeliverDeps {
 }
 
 /** The delivery task: one HTTP attempt, recorded with its outcome and what follows. */
-export function createDeliverTask(deps: DeliverDeps): Task<typeof DELIVER_TASK> {
+export function createDeliverTask(
+  deps: DeliverDeps,
+): (payload: { deliveryId: string }, helpers: JobHelpers) => Promise<void> {
   const { db, http, policy, logger } = deps;
   return async ({ deliveryId }, helpers) => {
     const delivery = await loadDelivery(db, deliveryId);

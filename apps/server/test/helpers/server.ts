@@ -23,10 +23,14 @@ export const FAST_ENV = {
 } as const;
 
 /** A real server (gRPC on a free port, worker, migrations) on a database of its own. */
-export async function startTestServer(env: Record<string, string> = {}, db?: TestDatabase): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  db?: TestDatabase,
+  logTo?: { write(line: string): void },
+): Promise<TestServer> {
   const database = db ?? (await createTestDatabase());
   const config = loadConfig({ ...FAST_ENV, DATABASE_URL: database.url, ...env });
-  const app = await startApp(config, createLogger(config.logLevel));
+  const app = await startApp(config, createLogger(config.logLevel, logTo));
   const client = createClient({ address: app.address });
   return {
     app,

@@ -1,0 +1,64 @@
+/** Recognising database errors: by SQLSTATE or driver code, never by message text. */
+
+/** The innermost error: drizzle wraps driver errors, with the query's parameters in its message. */
+export function rootCause(err: unknown): unknown {
+  let current = err;
+  for (let depth = 0; depth < 10 && current instanceof Error && current.cause !== undefined; depth++) {
+    current = current.cause;
+  }
+  return current;
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** Network failures of the database connection (postgres.js and Node codes). */
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+]);
+
+/** SQLSTATEs that mean "the database cannot serve us right now". */
+function isUnavailableSqlState(code: string): boolean {
+  return (
+    code.startsWith("08") || // connection exception
+    code === "57P01" || // admin_shutdown
+    code === "57P02" || // crash_shutdown
+    code === "57P03" || // cannot_connect_now
+    code === "53300" // too_many_connections
+  );
+}
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = codeOf(rootCause(err));
+  return code !== undefined && (CONNECTION_CODES.has(code) || isUnavailableSqlState(code));
+}
+
+/**
+ * What of an error may be logged. PostgreSQL's `detail` can quote a whole row
+ * (signing secret and custom headers included) and drizzle's message quotes
+ * the query's parameters, so neither is kept: the SQLSTATE, the server's
+ * message and where it came from are enough to diagnose.
+ */
+export function loggableError(err: unknown): Record<string, unknown> {
+  const cause = rootCause(err);
+  if (!(cause instanceof Error)) return { message: String(cause) };
+  const e = cause as Error & Record<string, unknown>;
+  const out: Record<string, unknown> = { type: e.name, message: e.message, stack: e.stack };
+  for (const key of ["code", "severity", "schema_name", "table_name", "column_name", "constraint_name", "routine"]) {
+    if (e[key] !== undefined) out[key] = e[key];
+  }
+  return out;
+}
