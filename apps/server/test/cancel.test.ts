@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, type TestServer } from "./helpers/server.js";
+import { eventually, startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
 
 describe("cancellation", () => {
   let server: TestServer;
@@ -22,11 +22,7 @@ describe("cancellation", () => {
   async function retryingDelivery(event: string) {
     const { webhookId } = await server.client.registerWebhook({ namespace: "cancel", event, url: receiver.url });
     const { eventId } = await server.client.pushEvent({ namespace: "cancel", event, payload: "{}" });
-    const delivery = await eventually(async () => {
-      const { deliveries } = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-      const [d] = deliveries;
-      return d?.status === DeliveryStatus.DELIVERY_STATUS_RETRYING ? d : undefined;
-    });
+    const delivery = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
     return { webhookId, eventId, delivery };
   }
 

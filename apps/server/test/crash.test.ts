@@ -4,7 +4,7 @@ import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/s
 import { createTestDatabase, type TestDatabase } from "./helpers/database.js";
 import { spawnServer, type ServerProcess } from "./helpers/process.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually } from "./helpers/server.js";
+import { waitForDelivery } from "./helpers/server.js";
 
 /** Starts the built server on the test database and returns it with a client. */
 async function start(db: TestDatabase): Promise<{ proc: ServerProcess; client: HttpQueueClient }> {
@@ -41,10 +41,7 @@ describe("crash safety", () => {
     try {
       const [request] = await receiver.waitForRequests(1, 10_000);
       assert.equal(request?.body, '{"n":1}');
-      await eventually(async () => {
-        const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-        return deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? true : undefined;
-      });
+      await waitForDelivery(client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
     } finally {
       await kill(proc, client);
     }
@@ -67,11 +64,7 @@ describe("crash safety", () => {
     try {
       const requests = await receiver.waitForRequests(2, 10_000);
       assert.equal(requests[1]?.headers["webhook-id"], requests[0]?.headers["webhook-id"]);
-      const delivery = await eventually(async () => {
-        const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-        const [d] = deliveries;
-        return d?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? d : undefined;
-      });
+      const delivery = await waitForDelivery(client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
       assert.equal(delivery.attemptCount, 1, "the interrupted attempt was never recorded");
       assert.match(proc.output(), /unlocked jobs held by workers that are gone/);
     } finally {

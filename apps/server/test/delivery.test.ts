@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
 import { Webhook } from "standardwebhooks";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, type TestServer } from "./helpers/server.js";
+import { eventually, startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
 
 describe("delivery", () => {
   let server: TestServer;
@@ -55,12 +55,8 @@ describe("delivery", () => {
     assert.deepEqual(verified, JSON.parse(payload));
     assert.throws(() => new Webhook(registered.signingSecret).verify(`${request.body} `, headers), /signature/i);
 
-    const status = await eventually(async () => {
-      const s = await client.getWebhookStatus({ identifier: { $case: "eventId", value: pushed.eventId } });
-      return s.deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? s : undefined;
-    });
-    const [delivery] = status.deliveries;
-    assert.ok(delivery);
+    const delivery = await waitForDelivery(client, pushed.eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
+    const status = await client.getWebhookStatus({ identifier: { $case: "eventId", value: pushed.eventId } });
     assert.equal(delivery.id, headers["webhook-id"], "webhook-id is the delivery id");
     assert.equal(delivery.attemptCount, 1);
     assert.equal(delivery.responseCode, 200);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, DeliveryStatus, HttpQueueError } from "@httpqueue/sdk";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, type TestServer } from "./helpers/server.js";
+import { startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
 
 describe("unexpected errors and logs", () => {
   let server: TestServer;
@@ -52,10 +52,7 @@ describe("unexpected errors and logs", () => {
       headers: { Authorization: "Bearer never-log-me", "X-Api-Key": "key-never-log-me" },
     });
     const { eventId } = await client.pushEvent({ namespace: "err", event: "logged", payload: "{}" });
-    await eventually(async () => {
-      const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-      return deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? true : undefined;
-    });
+    await waitForDelivery(client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
     await client.updateWebhook({ webhookId, headers: { values: { Authorization: "Bearer new-never-log-me" } } });
     await client.unregisterWebhook({ webhookId });
 

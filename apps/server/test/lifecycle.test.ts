@@ -7,7 +7,7 @@ import { createLogger } from "../src/observability/logger.js";
 import { ADMIN_URL, createTestDatabase, databaseUrl, type TestDatabase } from "./helpers/database.js";
 import { runServerToExit, spawnServer } from "./helpers/process.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer } from "./helpers/server.js";
+import { eventually, startTestServer, waitForDelivery } from "./helpers/server.js";
 import { startTcpProxy } from "./helpers/tcp-proxy.js";
 
 describe("lifecycle", () => {
@@ -126,12 +126,7 @@ describe("lifecycle", () => {
         server.client.pushEvent({ namespace: "outage", event: "e", payload: '{"after":"outage"}' }),
       );
       await receiver.waitForRequests(1, 20_000);
-      await eventually(async () => {
-        const { deliveries } = await server.client.getWebhookStatus({
-          identifier: { $case: "eventId", value: eventId },
-        });
-        return deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED ? true : undefined;
-      }, 20_000);
+      await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, 20_000);
     } finally {
       await server.stop();
       await proxy.close();

@@ -1,28 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { DeliveryStatus, type Delivery, type HttpQueueClient } from "@httpqueue/sdk";
+import { DeliveryStatus } from "@httpqueue/sdk";
 import { startReceiver, type Receiver, type Responder } from "./helpers/receiver.js";
-import { eventually, startTestServer, type TestServer } from "./helpers/server.js";
-
-const FINAL = new Set([
-  DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
-  DeliveryStatus.DELIVERY_STATUS_FAILED,
-  DeliveryStatus.DELIVERY_STATUS_EXPIRED,
-  DeliveryStatus.DELIVERY_STATUS_CANCELLED,
-]);
-
-/** Waits until the event's only delivery reaches a final status. */
-async function finalDelivery(client: HttpQueueClient, eventId: string, timeoutMs = 15_000): Promise<Delivery> {
-  return eventually(
-    async () => {
-      const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-      const [delivery] = deliveries;
-      return delivery && FINAL.has(delivery.status) ? delivery : undefined;
-    },
-    timeoutMs,
-    "a final delivery status",
-  );
-}
+import { startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
 
 interface AttemptRow {
   attempt_number: number;
@@ -63,7 +43,7 @@ describe("retries", () => {
     const { receiver, push } = await setUp("flaky", (_req, i) =>
       i < 2 ? { status: 500, body: "x".repeat(100) } : 200,
     );
-    const delivery = await finalDelivery(server.client, await push());
+    const delivery = await waitForDelivery(server.client, await push(), "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
     assert.equal(delivery.attemptCount, 3);
     assert.equal(delivery.responseCode, 200);
@@ -86,7 +66,7 @@ describe("retries", () => {
 
   it("retries after a timeout", async () => {
     const { receiver, push } = await setUp("slow", (_req, i) => (i === 0 ? "hang" : 200), { timeout: 1 });
-    const delivery = await finalDelivery(server.client, await push());
+    const delivery = await waitForDelivery(server.client, await push(), "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
     assert.equal(delivery.attemptCount, 2);
     assert.equal(receiver.requests.length, 2);
@@ -98,7 +78,7 @@ describe("retries", () => {
 
   it("gives up after max attempts with FAILED", async () => {
     const { receiver, push } = await setUp("broken", () => 502);
-    const delivery = await finalDelivery(server.client, await push());
+    const delivery = await waitForDelivery(server.client, await push(), "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_FAILED);
     assert.equal(delivery.attemptCount, 4);
     assert.equal(delivery.maxAttempts, 4);
@@ -116,7 +96,7 @@ describe("retries", () => {
     await receiver.close(); // nothing listens there any more
     await server.client.registerWebhook({ namespace: "retries", event: "refused", url });
     const { eventId } = await server.client.pushEvent({ namespace: "retries", event: "refused", payload: "1" });
-    const delivery = await finalDelivery(server.client, eventId);
+    const delivery = await waitForDelivery(server.client, eventId, "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_FAILED);
     assert.equal(delivery.attemptCount, 4);
     assert.match(delivery.errorMessage, /ECONNREFUSED/);
@@ -127,21 +107,17 @@ describe("retries", () => {
       i === 0 ? { status: 429, headers: { "retry-after": "1" } } : 200,
     );
     const eventId = await push();
-    const retrying = await eventually(async () => {
-      const { deliveries } = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-      const [d] = deliveries;
-      return d?.status === DeliveryStatus.DELIVERY_STATUS_RETRYING ? d : undefined;
-    });
+    const retrying = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
     const gap = (retrying.nextAttemptAt?.getTime() ?? 0) - (retrying.lastAttemptAt?.getTime() ?? 0);
     assert.ok(gap >= 1000, `next attempt scheduled ${gap}ms after the last, not before Retry-After`);
-    const delivery = await finalDelivery(server.client, eventId);
+    const delivery = await waitForDelivery(server.client, eventId, "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
     assert.equal(receiver.requests.length, 2);
   });
 
   it("expires a delivery whose next attempt would fall past the event's TTL", async () => {
     const { receiver, push } = await setUp("expiring", () => ({ status: 503, headers: { "retry-after": "5" } }));
-    const delivery = await finalDelivery(server.client, await push(2));
+    const delivery = await waitForDelivery(server.client, await push(2), "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_EXPIRED);
     assert.equal(delivery.attemptCount, 1);
     assert.equal(delivery.responseCode, 503);
@@ -153,13 +129,10 @@ describe("retries", () => {
       i === 0 ? { status: 429, headers: { "retry-after": "1" } } : 200,
     );
     const eventId = await push();
-    await eventually(async () => {
-      const { deliveries } = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
-      return deliveries[0]?.status === DeliveryStatus.DELIVERY_STATUS_RETRYING ? true : undefined;
-    });
+    await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
     // As if the retry ran late (a backlog, an outage) and the TTL passed meanwhile.
     await server.db.sql`update event_records set expires_at = now() - interval '1 second' where id = ${eventId}`;
-    const delivery = await finalDelivery(server.client, eventId);
+    const delivery = await waitForDelivery(server.client, eventId, "final");
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_EXPIRED);
     assert.equal(delivery.attemptCount, 1);
     assert.equal(delivery.errorMessage, "the event expired before attempt 2");

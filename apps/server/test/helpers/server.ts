@@ -1,4 +1,4 @@
-import { createClient, type HttpQueueClient } from "@httpqueue/sdk";
+import { createClient, DeliveryStatus, type Delivery, type HttpQueueClient } from "@httpqueue/sdk";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -64,4 +64,33 @@ export async function eventually<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+const FINAL = new Set([
+  DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
+  DeliveryStatus.DELIVERY_STATUS_FAILED,
+  DeliveryStatus.DELIVERY_STATUS_EXPIRED,
+  DeliveryStatus.DELIVERY_STATUS_CANCELLED,
+]);
+
+/**
+ * Waits until the event's first delivery is in `status` ("final": any of
+ * SUCCEEDED, FAILED, EXPIRED, CANCELLED) and returns it.
+ */
+export function waitForDelivery(
+  client: HttpQueueClient,
+  eventId: string,
+  status: DeliveryStatus | "final",
+  timeoutMs = 15_000,
+): Promise<Delivery> {
+  return eventually(
+    async () => {
+      const { deliveries } = await client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
+      const [delivery] = deliveries;
+      if (!delivery) return undefined;
+      return (status === "final" ? FINAL.has(delivery.status) : delivery.status === status) ? delivery : undefined;
+    },
+    timeoutMs,
+    `a delivery of event ${eventId} in status ${status === "final" ? "final" : DeliveryStatus[status]}`,
+  );
 }
