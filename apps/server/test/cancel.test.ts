@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
+import { eventually, type Receiver, startReceiver } from "@httpqueue/testkit";
+import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 describe("cancellation", () => {
   let server: TestServer;

@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
-import { createTestDatabase, type TestDatabase } from "./helpers/database.js";
-import { spawnServer, type ServerProcess } from "./helpers/process.js";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { waitForDelivery } from "./helpers/server.js";
+import { startReceiver, type Receiver, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
+import { createMigratedDatabase, spawnServer, waitForDelivery } from "./helpers/server.js";
 
 /** Starts the built server on the test database and returns it with a client. */
 async function start(db: TestDatabase): Promise<{ proc: ServerProcess; client: HttpQueueClient }> {
@@ -22,7 +20,7 @@ describe("crash safety", () => {
   let db: TestDatabase;
   const receivers: Receiver[] = [];
   before(async () => {
-    db = await createTestDatabase();
+    db = await createMigratedDatabase();
   });
   after(async () => {
     await Promise.all(receivers.map((r) => r.close()));

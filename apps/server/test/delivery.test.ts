@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
 import { Webhook } from "standardwebhooks";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
+import { eventually, type Receiver, startReceiver } from "@httpqueue/testkit";
+import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 describe("delivery", () => {
   let server: TestServer;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, DeliveryStatus, HttpQueueError } from "@httpqueue/sdk";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
+import { type Receiver, startReceiver } from "@httpqueue/testkit";
+import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 describe("unexpected errors and logs", () => {
   let server: TestServer;

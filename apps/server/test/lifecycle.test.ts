@@ -4,17 +4,28 @@ import { Code, createClient, DeliveryStatus, HttpQueueError } from "@httpqueue/s
 import postgres from "postgres";
 import { migrateDatabase } from "../src/db/migrate.js";
 import { createLogger } from "../src/observability/logger.js";
-import { ADMIN_URL, createTestDatabase, databaseUrl, type TestDatabase } from "./helpers/database.js";
-import { runServerToExit, spawnServer } from "./helpers/process.js";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, waitForDelivery } from "./helpers/server.js";
-import { startTcpProxy } from "./helpers/tcp-proxy.js";
+import {
+  ADMIN_URL,
+  databaseUrl,
+  eventually,
+  type Receiver,
+  startReceiver,
+  startTcpProxy,
+  type TestDatabase,
+} from "@httpqueue/testkit";
+import {
+  createMigratedDatabase,
+  runServerToExit,
+  spawnServer,
+  startTestServer,
+  waitForDelivery,
+} from "./helpers/server.js";
 
 describe("lifecycle", () => {
   let db: TestDatabase;
   const receivers: Receiver[] = [];
   before(async () => {
-    db = await createTestDatabase();
+    db = await createMigratedDatabase();
   });
   after(async () => {
     await Promise.all(receivers.map((r) => r.close()));

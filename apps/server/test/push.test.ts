@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, HttpQueueError, type PushEventRequest } from "@httpqueue/sdk";
 import type { DeepPartial } from "@httpqueue/proto";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { eventually, startTestServer, type TestServer } from "./helpers/server.js";
+import { eventually, type Receiver, startReceiver } from "@httpqueue/testkit";
+import { startTestServer, type TestServer } from "./helpers/server.js";
 
 describe("PushEvent", () => {
   let server: TestServer;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
-import { startReceiver, type Receiver, type Responder } from "./helpers/receiver.js";
-import { startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
+import { type Receiver, type Responder, startReceiver } from "@httpqueue/testkit";
+import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 interface AttemptRow {
   attempt_number: number;

@@ -1,16 +1,23 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createClient, DeliveryStatus, type Delivery, type HttpQueueClient } from "@httpqueue/sdk";
+import {
+  createTestDatabase,
+  eventually,
+  runToExit,
+  spawnServer as spawn,
+  type ServerProcess,
+  type TestDatabase,
+} from "@httpqueue/testkit";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
+import { MIGRATIONS_FOLDER, migrateDatabase } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { createTestDatabase, type TestDatabase } from "./database.js";
 
-export interface TestServer {
-  app: App;
-  client: HttpQueueClient;
-  db: TestDatabase;
-  /** Stops the server and drops its database. */
-  stop(): Promise<void>;
-}
+/** The built server, started the way users start it. */
+export const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 
 /** Settings that keep tests fast: short retries, quick polling, quiet logs. */
 export const FAST_ENV = {
@@ -22,13 +29,41 @@ export const FAST_ENV = {
   SHUTDOWN_TIMEOUT: "5s",
 } as const;
 
-/** A real server (gRPC on a free port, worker, migrations) on a database of its own. */
+/** Changes whenever a migration (ours or graphile-worker's) does. */
+function schemaKey(): string {
+  const hash = createHash("sha256");
+  for (const file of readdirSync(MIGRATIONS_FOLDER, { recursive: true }).map(String).sort()) {
+    if (file.endsWith(".sql") || file.endsWith(".json")) {
+      hash.update(file).update(readFileSync(join(MIGRATIONS_FOLDER, file)));
+    }
+  }
+  const graphile = fileURLToPath(import.meta.resolve("graphile-worker/package.json"));
+  return hash.update(readFileSync(graphile)).digest("hex");
+}
+
+/** A fresh database with the schema in place, cloned from a migrated template. */
+export function createMigratedDatabase(): Promise<TestDatabase> {
+  return createTestDatabase({
+    key: schemaKey(),
+    migrate: (url) => migrateDatabase(url, createLogger("silent")),
+  });
+}
+
+export interface TestServer {
+  app: App;
+  client: HttpQueueClient;
+  db: TestDatabase;
+  /** Stops the server and drops its database (unless the caller brought it). */
+  stop(): Promise<void>;
+}
+
+/** A real server (gRPC on a free port, worker, migrations) in this process, on a database of its own. */
 export async function startTestServer(
   env: Record<string, string> = {},
   db?: TestDatabase,
   logTo?: { write(line: string): void },
 ): Promise<TestServer> {
-  const database = db ?? (await createTestDatabase());
+  const database = db ?? (await createMigratedDatabase());
   const config = loadConfig({ ...FAST_ENV, DATABASE_URL: database.url, ...env });
   const app = await startApp(config, createLogger(config.logLevel, logTo));
   const client = createClient({ address: app.address });
@@ -44,26 +79,14 @@ export async function startTestServer(
   };
 }
 
-/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs = 15_000,
-  what = "condition",
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`, { cause: last });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** `node dist/main.js` with the fast settings, logging at info. */
+export function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+  return spawn(MAIN, { ...FAST_ENV, LOG_LEVEL: "info", ...env });
+}
+
+/** `node dist/main.js` expected to stop by itself (bad settings, no database). */
+export function runServerToExit(env: Record<string, string>) {
+  return runToExit(MAIN, env);
 }
 
 const FINAL = new Set([

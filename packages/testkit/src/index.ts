@@ -1,0 +1,5 @@
+export { ADMIN_URL, createTestDatabase, databaseUrl, type TemplateOptions, type TestDatabase } from "./database.js";
+export { eventually } from "./eventually.js";
+export { runToExit, spawnServer, type ServerProcess } from "./process.js";
+export { startReceiver, type ReceivedRequest, type Receiver, type Responder } from "./receiver.js";
+export { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";

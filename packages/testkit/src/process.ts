@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from "node:child_process";
+
+export interface ServerProcess {
+  child: ChildProcess;
+  /** host:port, once it listens. */
+  address: string;
+  output(): string;
+  /** Resolves with the exit code (or signal name) once the process ends. */
+  exited: Promise<number | string>;
+}
+
+/** Only PATH comes from the test's own environment; the rest is explicit. */
+function start(main: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  return { child, output: () => output };
+}
+
+function exitOf(child: ChildProcess): Promise<number | string> {
+  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
+}
+
+/**
+ * Starts the built server (`main` is its dist/main.js) as users start it and
+ * waits until it logs where it listens.
+ */
+export async function spawnServer(
+  main: string,
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<ServerProcess> {
+  const { child, output } = start(main, env);
+  const exited = exitOf(child);
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`server did not start:\n${output()}`));
+    }, timeoutMs);
+    const onData = () => {
+      const match = /httpqueue listening on (\S+?)"/.exec(output());
+      if (match?.[1]) {
+        clearTimeout(timer);
+        child.stdout?.off("data", onData);
+        resolve(match[1]);
+      }
+    };
+    child.stdout?.on("data", onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening:\n${output()}`));
+    });
+  });
+  return { child, address, output, exited };
+}
+
+/** Runs `main` expecting it to stop by itself; returns its exit code and output. */
+export async function runToExit(
+  main: string,
+  env: Record<string, string>,
+): Promise<{ code: number | string; output: string }> {
+  const { child, output } = start(main, env);
+  const code = await exitOf(child);
+  return { code, output: output() };
+}
