@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -10,19 +10,26 @@ export interface ServerProcess {
 }
 
 /** Only PATH comes from the test's own environment; the rest is explicit. */
-function start(main: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+function start(
+  main: string,
+  env: Record<string, string>,
+): { child: ChildProcessWithoutNullStreams; output: () => string } {
   const child = spawn(process.execPath, [main], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   return { child, output: () => output };
 }
 
 function exitOf(child: ChildProcess): Promise<number | string> {
-  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
+  return new Promise((resolve) => {
+    child.on("exit", (code, signal) => {
+      resolve(code ?? signal ?? "unknown");
+    });
+  });
 }
 
 /**
@@ -44,11 +51,11 @@ export async function spawnServer(
       const match = /httpqueue listening on (\S+?)"/.exec(output());
       if (match?.[1]) {
         clearTimeout(timer);
-        child.stdout?.off("data", onData);
+        child.stdout.off("data", onData);
         resolve(match[1]);
       }
     };
-    child.stdout?.on("data", onData);
+    child.stdout.on("data", onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`server exited (${code}) before listening:\n${output()}`));
