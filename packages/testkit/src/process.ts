@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessByStdio } from "node:child_process";
+import type { Readable } from "node:stream";
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -13,7 +14,10 @@ export interface ServerProcess {
 function start(
   main: string,
   env: Record<string, string>,
-): { child: ChildProcessWithoutNullStreams; output: () => string } {
+): {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  output: () => string;
+} {
   const child = spawn(process.execPath, [main], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
