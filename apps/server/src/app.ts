@@ -23,8 +23,11 @@ export interface App {
   readonly done: Promise<void>;
 }
 
+/** The configuration with the database settled (given, or the embedded one). */
+export type AppConfig = Omit<Config, "databaseUrl"> & { databaseUrl: string };
+
 /** Migrates the database, starts the worker, then serves gRPC. */
-export async function startApp(config: Config, logger: Logger): Promise<App> {
+export async function startApp(config: AppConfig, logger: Logger): Promise<App> {
   await migrateDatabase(config.databaseUrl, logger);
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
   const http = createHttpClient({

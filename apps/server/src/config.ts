@@ -1,8 +1,13 @@
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 /** The server's settings. `loadConfig` is the only reader of `process.env`. */
 export interface Config {
-  databaseUrl: string;
+  /** Undefined: start the embedded PostgreSQL (development checkouts only). */
+  databaseUrl: string | undefined;
+  /** Where the embedded PostgreSQL keeps its data, and its port. */
+  embeddedPostgres: { dir: string; port: number };
   databasePoolSize: number;
   grpcHost: string;
   grpcPort: number;
@@ -26,7 +31,12 @@ export interface Config {
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** `.data/postgres` at the root of the checkout (the same path from src/ and dist/). */
+const DEFAULT_EMBEDDED_DIR = fileURLToPath(new URL("../../../.data/postgres", import.meta.url));
+
 export const DEFAULTS = {
+  EMBEDDED_PG_DIR: DEFAULT_EMBEDDED_DIR,
+  EMBEDDED_PG_PORT: "54329",
   DATABASE_POOL_SIZE: "10",
   GRPC_HOST: "127.0.0.1",
   GRPC_PORT: "50051",
@@ -73,9 +83,16 @@ const HOUR = 3_600_000;
 
 const schema = z.object({
   DATABASE_URL: z
-    .string({ error: "is required: a PostgreSQL connection string such as postgres://user@localhost:5432/httpqueue" })
+    .string()
     .trim()
-    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL"),
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  EMBEDDED_PG_DIR: z
+    .string()
+    .trim()
+    .min(1)
+    .transform((dir) => resolve(dir)),
+  EMBEDDED_PG_PORT: int(1, 65535),
   DATABASE_POOL_SIZE: int(1, 1000),
   GRPC_HOST: z.string().trim().min(1, "must not be empty"),
   GRPC_PORT: int(0, 65535),
@@ -142,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return {
     databaseUrl: e.DATABASE_URL,
+    embeddedPostgres: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT },
     databasePoolSize: e.DATABASE_POOL_SIZE,
     grpcHost: e.GRPC_HOST,
     grpcPort: e.GRPC_PORT,

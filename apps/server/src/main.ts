@@ -1,5 +1,6 @@
-import { startApp } from "./app.js";
+import { startApp, type App } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
+import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { createLogger } from "./observability/logger.js";
 
 // Wiring only: config → database → migrations → worker → gRPC server → signals.
@@ -14,23 +15,42 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-let app;
+let embedded: EmbeddedPostgres | undefined;
+let app: App;
 try {
-  app = await startApp(config, logger);
+  let databaseUrl = config.databaseUrl;
+  if (databaseUrl === undefined) {
+    logger.info("DATABASE_URL is not set: starting the embedded PostgreSQL");
+    embedded = await startEmbeddedPostgres({ ...config.embeddedPostgres, logger });
+    databaseUrl = embedded.url;
+  }
+  app = await startApp({ ...config, databaseUrl }, logger);
 } catch (err) {
-  logger.fatal({ err }, "httpqueue could not start");
-  process.exit(1);
+  if (err instanceof EmbeddedPostgresError) logger.fatal(err.message);
+  else logger.fatal({ err }, "httpqueue could not start");
+  await embedded?.stop();
+  process.exit(err instanceof EmbeddedPostgresError ? 2 : 1);
 }
 logger.info({ address: app.address }, `httpqueue listening on ${app.address}`);
 
-let signalled = false;
+/** Everything, in order: no new calls, running deliveries finish, then the database. */
+async function stop(): Promise<void> {
+  await app.stop();
+  await embedded?.stop();
+}
+
+// A Ctrl-C can reach us twice (from the terminal and through a parent such as
+// npm that forwards it); only a signal after this window forces an exit.
+const REPEAT_WINDOW_MS = 3000;
+let firstSignalAt: number | undefined;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
-    if (signalled) {
-      logger.warn({ signal }, "second signal: exiting now");
+    if (firstSignalAt !== undefined) {
+      if (Date.now() - firstSignalAt < REPEAT_WINDOW_MS) return;
+      logger.warn({ signal }, "another signal: exiting now");
       process.exit(1);
     }
-    signalled = true;
+    firstSignalAt = Date.now();
     logger.info({ signal }, "shutting down: no new calls, finishing running deliveries");
     const deadline = setTimeout(
       () => {
@@ -40,7 +60,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       config.shutdownTimeoutMs * 2 + 10_000,
     );
     deadline.unref();
-    app.stop().then(
+    stop().then(
       () => {
         logger.info("stopped");
         process.exit(0);
@@ -53,7 +73,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
   });
 }
 
-app.done.catch((err: unknown) => {
+app.done.catch(async (err: unknown) => {
   logger.fatal({ err }, "the delivery worker stopped unexpectedly");
+  await embedded?.stop();
   process.exit(1);
 });

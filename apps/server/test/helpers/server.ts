@@ -65,7 +65,10 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const database = db ?? (await createMigratedDatabase());
   const config = loadConfig({ ...FAST_ENV, DATABASE_URL: database.url, ...env });
-  const app = await startApp(config, createLogger(config.logLevel, logTo));
+  const app = await startApp(
+    { ...config, databaseUrl: config.databaseUrl ?? database.url },
+    createLogger(config.logLevel, logTo),
+  );
   const client = createClient({ address: app.address });
   return {
     app,

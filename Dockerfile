@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+
+# Build stage: the whole workspace, built; then a production-only install of
+# the server (scripts/deploy-server.sh, the same script the tests run).
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+RUN npm install --global --no-audit --no-fund pnpm@10.34.9
+COPY . .
+RUN pnpm install --frozen-lockfile
+RUN pnpm exec turbo run build --filter=@httpqueue/server...
+RUN sh scripts/deploy-server.sh /out
+
+# Runtime stage: node, the server and its runtime dependencies; no build tools.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    GRPC_HOST=0.0.0.0 \
+    GRPC_PORT=50051 \
+    HTTP_HOST=0.0.0.0 \
+    HTTP_PORT=8080
+WORKDIR /app
+COPY --from=build --chown=root:root /out ./
+# The image's unprivileged user; the files stay root-owned and read-only to it.
+USER node
+EXPOSE 50051 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HTTP_PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# node is PID 1 and handles SIGTERM itself: no new calls, running deliveries
+# finish (up to SHUTDOWN_TIMEOUT), then it exits 0.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/main.js"]
