@@ -12,9 +12,7 @@ import { createMigratedDatabase, FAST_ENV, waitForDelivery } from "./helpers/ser
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 // The pnpm that runs these tests, when it does (it may have come through npx).
-const PNPM = process.env.npm_execpath?.includes("pnpm")
-  ? `"${process.execPath}" "${process.env.npm_execpath}"`
-  : "pnpm";
+const PNPM = process.env.npm_execpath?.includes("pnpm") ? `${process.execPath} ${process.env.npm_execpath}` : "pnpm";
 
 describe("deployment", () => {
   let out: string;
