@@ -95,8 +95,9 @@ if (!env.TEST_DATABASE_URL) {
     say(`no usable PostgreSQL at ${DEFAULT_TEST_DATABASE_URL}: starting an embedded one for the tests`);
     const { startEmbeddedPostgres } = await import(pathToFileURL(join(root, "apps/server/dist/db/embedded.js")).href);
     const { createLogger } = await import(pathToFileURL(join(root, "apps/server/dist/observability/logger.js")).href);
-    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { chmodSync, mkdtempSync, rmSync } = await import("node:fs");
     const dir = mkdtempSync(join(tmpdir(), "httpqueue-test-pg-"));
+    chmodSync(dir, 0o755); // as root, PostgreSQL runs as "postgres" and must get in
     const port = 55000 + Math.floor(Math.random() * 5000);
     embedded = await startEmbeddedPostgres({ dir, port, database: "postgres", logger: createLogger("warn") });
     embedded.cleanup = () => rmSync(dir, { recursive: true, force: true });
