@@ -55,7 +55,7 @@ function relative(diffMs: number): string {
     [1, "s"],
   ];
   const [size, unit] = units.find(([s]) => seconds >= s) ?? [1, "s"];
-  const amount = `${Math.floor(seconds / size)}${unit}`;
+  const amount = `${Math.round(seconds / size)}${unit}`;
   return diffMs < 0 ? `${amount} ago` : `in ${amount}`;
 }
 
