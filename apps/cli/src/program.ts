@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { registerEventCommands } from "./commands/events.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { registerWebhookCommands } from "./commands/webhooks.js";
@@ -50,13 +50,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
       return async (...params: unknown[]) => {
         const cmd = params.at(-1) as Command;
         const globals = resolveGlobalOptions(cmd);
-        const ctx = createContext(io, globals, version);
+        let ctx: Context | undefined;
         try {
+          ctx = createContext(io, globals, version);
           await handler(ctx, cmd.opts() as O, cmd.processedArgs as string[]);
         } catch (err) {
           exitCode = report(io, err, cmd, globals.addr, globals.timeout);
         } finally {
-          ctx.close();
+          ctx?.close();
         }
       };
     },
@@ -88,8 +89,9 @@ NO_COLOR. Exit codes: 0 ok, 1 error from the server (or none reachable), 2 bad u
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (err) {
-    // Commander has printed its message (unknown option, missing argument, ...).
-    return describeError(err, DEFAULT_ADDR, DEFAULT_DEADLINE_MS).exitCode;
+    // Commander has printed its own errors (unknown option, missing argument, ...).
+    if (err instanceof CommanderError) return describeError(err, DEFAULT_ADDR, DEFAULT_DEADLINE_MS).exitCode;
+    return report(io, err, program, DEFAULT_ADDR, DEFAULT_DEADLINE_MS);
   }
   return exitCode;
 }
