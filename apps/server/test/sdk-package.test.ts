@@ -19,6 +19,10 @@ const run = promisify(execFile);
 const PACKAGES = fileURLToPath(new URL("../../../packages/", import.meta.url));
 const TSC = createRequire(import.meta.url).resolve("typescript/bin/tsc");
 
+/** The pnpm running these tests (when they run through it), else the one on PATH. */
+const execPath = process.env.npm_execpath ?? "";
+const PNPM: [string, string[]] = /pnpm\.c?js$/.test(execPath) ? [process.execPath, [execPath]] : ["pnpm", []];
+
 /** npm reads its own configuration; pnpm's script variables only confuse it. */
 const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith("npm_")));
 
@@ -88,7 +92,7 @@ describe("the packed SDK", () => {
     server = await startTestServer();
     dir = await mkdtemp(join(tmpdir(), "httpqueue-sdk-package-"));
     for (const pkg of ["proto", "sdk"]) {
-      await run("pnpm", ["pack", "--pack-destination", dir], { cwd: join(PACKAGES, pkg) });
+      await run(PNPM[0], [...PNPM[1], "pack", "--pack-destination", dir], { cwd: join(PACKAGES, pkg) });
     }
     const tarballs = (await readdir(dir)).filter((f) => f.endsWith(".tgz")).map((f) => join(dir, f));
     assert.equal(tarballs.length, 2, `two tarballs, got ${tarballs.join(", ")}`);
