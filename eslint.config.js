@@ -29,6 +29,11 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
+    // Programs for people to read and copy: printing is what they do.
+    files: ["examples/**"],
+    rules: { "no-console": "off" },
+  },
+  {
     files: ["**/test/**", "**/*.test.ts"],
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",

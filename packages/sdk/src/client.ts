@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import {
   Client,
   credentials,
@@ -5,6 +6,7 @@ import {
   status,
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
+  type ClientUnaryCall,
   type ChannelOptions,
   type ServiceError,
 } from "@grpc/grpc-js";
@@ -17,6 +19,7 @@ import {
   UpdateWebhookRequest,
   WebhookServiceService,
   type DeepPartial,
+  type Delivery,
   type GetWebhookStatusResponse,
   type ListWebhooksResponse,
   type PushEventResponse,
@@ -26,6 +29,12 @@ import {
   type Webhook,
 } from "@httpqueue/proto";
 import { HttpQueueError } from "./errors.js";
+import {
+  toGetWebhookStatusRequest,
+  toPushEventRequest,
+  type GetWebhookStatusInput,
+  type PushEventInput,
+} from "./inputs.js";
 
 export interface TlsOptions {
   /** PEM of the CA that signed the server's certificate; the system roots when absent. */
@@ -44,6 +53,8 @@ export interface ClientOptions {
   tls?: boolean | TlsOptions | undefined;
   /** Deadline of each call, in ms, unless a call sets its own. Default 10 000. */
   deadlineMs?: number | undefined;
+  /** Product token sent before the SDK's own in the user-agent, e.g. "my-app/1.2". */
+  userAgent?: string | undefined;
   /** Extra grpc-js channel options. */
   channelOptions?: ChannelOptions | undefined;
 }
@@ -64,32 +75,62 @@ export interface HttpQueueClient {
   updateWebhook: Rpc<UpdateWebhookRequest, UpdateWebhookResponse>;
   /** Removes a webhook and cancels its pending deliveries. */
   unregisterWebhook: Rpc<UnregisterWebhookRequest, UnregisterWebhookResponse>;
-  /** One page of webhooks. */
+  /** One page of webhooks, oldest first. */
   listWebhooks: Rpc<ListWebhooksRequest, ListWebhooksResponse>;
   /** Every webhook, fetching page after page: `for await (const w of client.listWebhooksAsync({}))`. */
   listWebhooksAsync(
     request?: DeepPartial<Omit<ListWebhooksRequest, "pageToken">>,
     options?: CallOptions,
   ): AsyncIterable<Webhook>;
-  /** Pushes an event; durable once this resolves. */
-  pushEvent: Rpc<PushEventRequest, PushEventResponse>;
-  /** Deliveries of a webhook (`identifier: { $case: "webhookId", value }`) or of an event (`$case: "eventId"`). */
-  getWebhookStatus: Rpc<GetWebhookStatusRequest, GetWebhookStatusResponse>;
-  /** Closes the channel. */
+  /**
+   * Pushes an event; durable once this resolves. A payload that is not a
+   * string is JSON-encoded.
+   */
+  pushEvent(request: PushEventInput, options?: CallOptions): Promise<PushEventResponse>;
+  /**
+   * Deliveries of a webhook (`{ webhookId }`: counts per status and one page,
+   * newest first) or of an event (`{ eventId }`: all of them). The generated
+   * form, `{ identifier: { $case: "webhookId", value } }`, works too.
+   */
+  getWebhookStatus(request: GetWebhookStatusInput, options?: CallOptions): Promise<GetWebhookStatusResponse>;
+  /** Every delivery of a webhook, newest first, fetching page after page. */
+  listDeliveriesAsync(
+    request: { webhookId: string; pageSize?: number | undefined },
+    options?: CallOptions,
+  ): AsyncIterable<Delivery>;
+  /** Closes the channel; later calls reject with FAILED_PRECONDITION. */
   close(): void;
 }
 
 const DEFAULT_DEADLINE_MS = 10_000;
+const { version: SDK_VERSION } = createRequire(import.meta.url)("../package.json") as { version: string };
 
 interface MessageFns<T> {
   fromPartial(object: DeepPartial<T>): T;
 }
 
-/** A client for every httpqueue RPC, with promises, deadlines and typed errors. */
+/**
+ * A client for every httpqueue RPC, with promises, deadlines and typed errors.
+ * Nothing connects until the first call. Throws a TypeError for bad options.
+ */
 export function createClient(options: ClientOptions): HttpQueueClient {
-  const client = new Client(options.address, channelCredentials(options.tls), options.channelOptions);
+  if (typeof options.address !== "string" || options.address.trim() === "") {
+    throw new TypeError("address is required: host:port of the httpqueue server, e.g. 127.0.0.1:50051");
+  }
+  checkDeadline(options.deadlineMs, "deadlineMs");
+  const userAgent = [options.userAgent, `httpqueue-sdk-node/${SDK_VERSION}`].filter(Boolean).join(" ");
+  let client: Client;
+  try {
+    client = new Client(options.address, channelCredentials(options.tls), {
+      "grpc.primary_user_agent": userAgent,
+      ...options.channelOptions,
+    });
+  } catch (err) {
+    throw new TypeError(`cannot create a client for ${options.address}: ${errorMessage(err)}`, { cause: err });
+  }
   const defaultDeadline = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const service = WebhookServiceService;
+  let closed = false;
 
   function rpc<Req, Res>(
     def: {
@@ -101,11 +142,11 @@ export function createClient(options: ClientOptions): HttpQueueClient {
   ): Rpc<Req, Res> {
     return (request, callOptions) =>
       new Promise<Res>((resolve, reject) => {
-        const metadata = new Metadata();
-        if (options.token) metadata.set("authorization", `Bearer ${options.token}`);
-        const grpcOptions: GrpcCallOptions = {
-          deadline: Date.now() + (callOptions?.deadlineMs ?? defaultDeadline),
-        };
+        if (closed) {
+          reject(new HttpQueueError(status.FAILED_PRECONDITION, "the client is closed"));
+          return;
+        }
+        const deadlineMs = callOptions?.deadlineMs ?? defaultDeadline;
         const signal = callOptions?.signal;
         if (signal?.aborted) {
           reject(
@@ -113,19 +154,35 @@ export function createClient(options: ClientOptions): HttpQueueClient {
           );
           return;
         }
-        const call = client.makeUnaryRequest(
-          def.path,
-          def.requestSerialize,
-          def.responseDeserialize,
-          messageFns.fromPartial(request),
-          metadata,
-          grpcOptions,
-          (err: ServiceError | null, response?: Res) => {
-            signal?.removeEventListener("abort", cancel);
-            if (err) reject(HttpQueueError.fromServiceError(err));
-            else resolve(response as Res);
-          },
-        );
+        const metadata = new Metadata();
+        if (options.token) metadata.set("authorization", `Bearer ${options.token}`);
+        let call: ClientUnaryCall;
+        try {
+          checkDeadline(callOptions?.deadlineMs, "deadlineMs");
+          const grpcOptions: GrpcCallOptions = { deadline: Date.now() + deadlineMs };
+          call = client.makeUnaryRequest(
+            def.path,
+            def.requestSerialize,
+            def.responseDeserialize,
+            messageFns.fromPartial(request),
+            metadata,
+            grpcOptions,
+            (err: ServiceError | null, response?: Res) => {
+              signal?.removeEventListener("abort", cancel);
+              if (err) reject(HttpQueueError.fromServiceError(err));
+              else resolve(response as Res);
+            },
+          );
+        } catch (err) {
+          reject(
+            err instanceof HttpQueueError
+              ? err
+              : new HttpQueueError(status.INVALID_ARGUMENT, `the call could not start: ${errorMessage(err)}`, {
+                  cause: err,
+                }),
+          );
+          return;
+        }
         function cancel() {
           call.cancel();
         }
@@ -133,7 +190,14 @@ export function createClient(options: ClientOptions): HttpQueueClient {
       });
   }
 
+  // Conversions that throw become rejections: every failure is a rejected promise.
+  const guard =
+    <In, Out, Res>(convert: (input: In) => Out, call: (request: Out, options?: CallOptions) => Promise<Res>) =>
+    async (input: In, callOptions?: CallOptions): Promise<Res> =>
+      call(convert(input), callOptions);
+
   const listWebhooks = rpc(service.listWebhooks, ListWebhooksRequest);
+  const getWebhookStatus = guard(toGetWebhookStatusRequest, rpc(service.getWebhookStatus, GetWebhookStatusRequest));
   return {
     registerWebhook: rpc(service.registerWebhook, RegisterWebhookRequest),
     updateWebhook: rpc(service.updateWebhook, UpdateWebhookRequest),
@@ -147,12 +211,31 @@ export function createClient(options: ClientOptions): HttpQueueClient {
         pageToken = page.nextPageToken;
       } while (pageToken !== "");
     },
-    pushEvent: rpc(service.pushEvent, PushEventRequest),
-    getWebhookStatus: rpc(service.getWebhookStatus, GetWebhookStatusRequest),
+    pushEvent: guard(toPushEventRequest, rpc(service.pushEvent, PushEventRequest)),
+    getWebhookStatus,
+    async *listDeliveriesAsync({ webhookId, pageSize }, callOptions) {
+      let pageToken = "";
+      do {
+        const page = await getWebhookStatus({ webhookId, pageSize, pageToken }, callOptions);
+        yield* page.deliveries;
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+    },
     close() {
+      closed = true;
       client.close();
     },
   };
+}
+
+function checkDeadline(deadlineMs: number | undefined, name: string) {
+  if (deadlineMs !== undefined && !(Number.isFinite(deadlineMs) && deadlineMs > 0)) {
+    throw new TypeError(`${name} must be a positive number of milliseconds`);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function channelCredentials(tls: ClientOptions["tls"]): ChannelCredentials {

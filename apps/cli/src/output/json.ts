@@ -1,0 +1,60 @@
+import { deliveryStatusToJSON, type Delivery, type DeliveryCount, type Event, type Webhook } from "@httpqueue/sdk";
+
+/**
+ * What --json prints: every field present (scripts need not guess defaults),
+ * statuses by enum name, times in ISO 8601 (null when unset).
+ */
+
+const iso = (date: Date | undefined) => date?.toISOString() ?? null;
+
+export function webhookJson(w: Webhook) {
+  return {
+    id: w.id,
+    namespace: w.namespace,
+    event: w.event,
+    url: w.url,
+    method: w.method,
+    headers: w.headers,
+    timeout: w.timeout,
+    active: w.active,
+    description: w.description,
+    createdAt: iso(w.createdAt),
+    updatedAt: iso(w.updatedAt),
+  };
+}
+
+export function eventJson(e: Event) {
+  return {
+    id: e.id,
+    namespace: e.namespace,
+    event: e.event,
+    payload: e.payload,
+    ttlSeconds: e.ttlSeconds,
+    metadata: e.metadata,
+    idempotencyKey: e.idempotencyKey,
+    createdAt: iso(e.createdAt),
+    expiresAt: iso(e.expiresAt),
+  };
+}
+
+export function deliveryJson(d: Delivery) {
+  return {
+    id: d.id,
+    webhookId: d.webhookId,
+    eventId: d.eventId,
+    status: deliveryStatusToJSON(d.status),
+    attemptCount: d.attemptCount,
+    maxAttempts: d.maxAttempts,
+    responseCode: d.responseCode,
+    responseBody: d.responseBody,
+    errorMessage: d.errorMessage,
+    createdAt: iso(d.createdAt),
+    lastAttemptAt: iso(d.lastAttemptAt),
+    nextAttemptAt: iso(d.nextAttemptAt),
+    completedAt: iso(d.completedAt),
+  };
+}
+
+export function countJson(c: DeliveryCount) {
+  return { status: deliveryStatusToJSON(c.status), count: c.count };
+}
