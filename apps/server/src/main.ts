@@ -1,8 +1,8 @@
 import { startApp } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
-import { createLogger } from "./observability/logger.js";
+import { createLogger, prettyDestination } from "./observability/logger.js";
 
-// Wiring only: config → database → migrations → worker → gRPC server → signals.
+// Wiring only: config → logger → app (HTTP endpoints, migrations, worker, gRPC) → signals.
 
 let config;
 try {
@@ -13,7 +13,8 @@ try {
   process.exit(2);
 }
 
-const logger = createLogger(config.logLevel);
+// JSON lines for log collectors; readable lines when a person watches a terminal.
+const logger = createLogger(config.logLevel, process.stdout.isTTY ? prettyDestination() : undefined);
 let app;
 try {
   app = await startApp(config, logger);
@@ -21,7 +22,11 @@ try {
   logger.fatal({ err }, "httpqueue could not start");
   process.exit(1);
 }
-logger.info({ address: app.address }, `httpqueue listening on ${app.address}`);
+logger.info({ address: app.address, httpAddress: app.httpAddress }, `httpqueue listening on ${app.address}`);
+logger.info(
+  { httpAddress: app.httpAddress },
+  `health and metrics on http://${app.httpAddress} (/healthz, /readyz, /metrics)`,
+);
 
 let signalled = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -22,6 +22,7 @@ export const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url)
 /** Settings that keep tests fast: short retries, quick polling, quiet logs. */
 export const FAST_ENV = {
   GRPC_PORT: "0",
+  HTTP_PORT: "0",
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   RETRY_SCHEDULE: "100ms",
   RETRY_JITTER: "0",
@@ -86,7 +87,8 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
 
 /** `node dist/main.js` expected to stop by itself (bad settings, no database). */
 export function runServerToExit(env: Record<string, string>) {
-  return runToExit(MAIN, env);
+  // A free port, so that a server that gets as far as listening cannot clash with another.
+  return runToExit(MAIN, { HTTP_PORT: "0", ...env });
 }
 
 const FINAL = new Set([
