@@ -43,11 +43,12 @@ const MONITOR_STATEMENT_TIMEOUT_MS = 5_000;
  */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = createMetrics({ version, eventLabelLimit: config.metricsEventLabelLimit });
-  // One connection of its own for health checks and metrics queries, so that
-  // a pool busy with RPCs and deliveries cannot make the server look down.
+  // Connections of their own for health checks and metrics queries, so that a
+  // pool busy with RPCs and deliveries cannot make the server look down. Two:
+  // a slow metrics query (one at a time) never delays a health check (one at a time).
   const monitorDb = createDatabase({
     url: config.databaseUrl,
-    poolSize: 1,
+    poolSize: 2,
     applicationName: "httpqueue-monitor",
     statementTimeoutMs: MONITOR_STATEMENT_TIMEOUT_MS,
   });

@@ -87,8 +87,7 @@ export function spawnServer(env: Record<string, string>): Promise<ServerProcess>
 
 /** `node dist/main.js` expected to stop by itself (bad settings, no database). */
 export function runServerToExit(env: Record<string, string>) {
-  // A free port, so that a server that gets as far as listening cannot clash with another.
-  return runToExit(MAIN, { HTTP_PORT: "0", ...env });
+  return runToExit(MAIN, env);
 }
 
 const FINAL = new Set([
