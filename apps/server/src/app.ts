@@ -1,14 +1,22 @@
 import { createRequire } from "node:module";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { WebhookServiceService } from "@httpqueue/proto";
+import { loadDescriptorSet, WebhookServiceService } from "@httpqueue/proto";
+import { indexDescriptorSet } from "./api/descriptor-index.js";
+import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection.js";
 import { createWebhookService } from "./api/service.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
+import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
 import { createTaskList } from "./delivery/tasks.js";
 import { startWorker } from "./delivery/worker.js";
+import { throttle } from "./observability/db-stats.js";
+import { addHealthService } from "./observability/grpc-health.js";
+import { createHealthMonitor } from "./observability/health.js";
+import { startHttpServer } from "./observability/http-server.js";
 import type { Logger } from "./observability/logger.js";
+import { createMetrics } from "./observability/metrics.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 export const USER_AGENT = `httpqueue/${version}`;
@@ -17,6 +25,9 @@ export interface App {
   /** host:port the gRPC server listens on. */
   address: string;
   port: number;
+  /** host:port of the HTTP server: /healthz, /readyz, /metrics. */
+  httpAddress: string;
+  httpPort: number;
   /** Stops taking RPCs, lets running deliveries finish (bounded), closes everything. */
   stop(): Promise<void>;
   /** Rejects if the worker dies. */
@@ -26,22 +37,68 @@ export interface App {
 /** The configuration with the database settled (given, or the embedded one). */
 export type AppConfig = Omit<Config, "databaseUrl"> & { databaseUrl: string };
 
-/** Migrates the database, starts the worker, then serves gRPC. */
+/** Longest a statement of the health checks or metrics may run. */
+const MONITOR_STATEMENT_TIMEOUT_MS = 5_000;
+
+/**
+ * Serves the health and metrics endpoints, migrates the database, starts the
+ * worker, then serves gRPC: the API, grpc.health.v1 and reflection.
+ */
 export async function startApp(config: AppConfig, logger: Logger): Promise<App> {
-  await migrateDatabase(config.databaseUrl, logger);
-  const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
-  const http = createHttpClient({
-    connections: config.workerConcurrency,
-    responseBodyLimitBytes: config.responseBodyLimitBytes,
+  const metrics = createMetrics({ version, eventLabelLimit: config.metricsEventLabelLimit });
+  // Connections of their own for health checks and metrics queries, so that a
+  // pool busy with RPCs and deliveries cannot make the server look down. Two:
+  // a slow metrics query (one at a time) never delays a health check (one at a time).
+  const monitorDb = createDatabase({
+    url: config.databaseUrl,
+    poolSize: 2,
+    applicationName: "httpqueue-monitor",
+    statementTimeoutMs: MONITOR_STATEMENT_TIMEOUT_MS,
   });
-  const closeClients = async () => {
-    await http.close();
-    await db.$client.end({ timeout: 5 });
+  const health = createHealthMonitor({
+    pingDatabase: () => ping(monitorDb),
+    intervalMs: config.healthCheckIntervalMs,
+    logger,
+  });
+  metrics.setReadiness(health.readiness);
+
+  // What start has opened, closed in reverse order by stop() or a failed start.
+  const closers: (() => Promise<void>)[] = [() => monitorDb.$client.end({ timeout: 5 })];
+  const closeAll = async () => {
+    health.stop();
+    for (const close of closers.reverse()) {
+      await close().catch((err: unknown) => {
+        logger.warn({ err }, "error while closing");
+      });
+    }
   };
 
-  let worker;
   try {
-    worker = await startWorker({
+    // Up before the migrations: liveness answers, and readiness says why not, while they run.
+    const httpServer = await startHttpServer({
+      host: config.httpHost,
+      port: config.httpPort,
+      readiness: health.readiness,
+      registry: metrics.registry,
+      logger,
+    });
+    closers.push(() => httpServer.close());
+
+    await migrateDatabase(config.databaseUrl, logger);
+    health.migrationsApplied();
+    metrics.setDatabaseStats(throttle(() => readDatabaseStats(monitorDb), config.metricsQueryIntervalMs, logger));
+
+    const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
+    const http = createHttpClient({
+      connections: config.workerConcurrency,
+      responseBodyLimitBytes: config.responseBodyLimitBytes,
+    });
+    closers.push(async () => {
+      await http.close();
+      await db.$client.end({ timeout: 5 });
+    });
+
+    const worker = await startWorker({
       databaseUrl: config.databaseUrl,
       concurrency: config.workerConcurrency,
       pollIntervalMs: config.workerPollIntervalMs,
@@ -51,6 +108,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         db,
         http,
         logger,
+        metrics,
         userAgent: USER_AGENT,
         maxAttempts: config.maxAttempts,
         policy: {
@@ -60,45 +118,55 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         },
       }),
     });
-  } catch (err) {
-    await closeClients();
-    throw err;
-  }
+    closers.push(() => worker.stop());
+    health.watchWorker(worker.done);
+    // The first result before the first probe can come: health starts out right.
+    await health.start();
 
-  const server = new Server({
-    // Room for the largest payload plus the rest of a PushEvent request.
-    "grpc.max_receive_message_length": config.maxPayloadBytes + 1024 * 1024,
-  });
-  server.addService(WebhookServiceService, createWebhookService({ db, config, logger }));
-  const host = config.grpcHost.includes(":") ? `[${config.grpcHost}]` : config.grpcHost;
-  let port: number;
-  try {
-    port = await new Promise<number>((resolve, reject) => {
+    const server = new Server({
+      // Room for the largest payload plus the rest of a PushEvent request.
+      "grpc.max_receive_message_length": config.maxPayloadBytes + 1024 * 1024,
+    });
+    server.addService(WebhookServiceService, createWebhookService({ db, config, logger, metrics }));
+    // Health and reflection are services apart from the API: an auth interceptor can let them through.
+    const grpcHealth = addHealthService(server, health);
+    const reflection = addReflectionService(server, indexDescriptorSet(loadDescriptorSet()), [
+      "httpqueue.v1.WebhookService",
+      "grpc.health.v1.Health",
+      ...REFLECTION_SERVICE_NAMES,
+    ]);
+    const host = config.grpcHost.includes(":") ? `[${config.grpcHost}]` : config.grpcHost;
+    const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${host}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, bound) => {
-        if (err) reject(err);
-        else resolve(bound);
+        if (err) {
+          reject(
+            new Error(`cannot listen on ${host}:${config.grpcPort} (GRPC_HOST/GRPC_PORT): ${err.message}`, {
+              cause: err,
+            }),
+          );
+        } else resolve(bound);
       });
     });
-  } catch (err) {
-    await worker.stop();
-    await closeClients();
-    throw new Error(`cannot listen on ${host}:${config.grpcPort} (GRPC_HOST/GRPC_PORT): ${(err as Error).message}`, {
-      cause: err,
+    closers.push(async () => {
+      // Streams that only end when the client ends them would hold the shutdown.
+      grpcHealth.endWatches();
+      reflection.endStreams();
+      await shutdownServer(server, config.shutdownTimeoutMs);
     });
-  }
 
-  let stopping: Promise<void> | undefined;
-  const stop = async () => {
-    await shutdownServer(server, config.shutdownTimeoutMs);
-    await worker.stop();
-    await closeClients();
-  };
-  return {
-    address: `${host}:${port}`,
-    port,
-    done: worker.done,
-    stop: () => (stopping ??= stop()),
-  };
+    let stopping: Promise<void> | undefined;
+    return {
+      address: `${host}:${port}`,
+      port,
+      httpAddress: httpServer.address,
+      httpPort: httpServer.port,
+      done: worker.done,
+      stop: () => (stopping ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
 }
 
 /** Stops accepting calls and waits for running ones, forcing them closed after `timeoutMs`. */

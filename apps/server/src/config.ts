@@ -11,6 +11,9 @@ export interface Config {
   databasePoolSize: number;
   grpcHost: string;
   grpcPort: number;
+  /** Health checks and Prometheus metrics are served over HTTP here. */
+  httpHost: string;
+  httpPort: number;
   logLevel: LogLevel;
   /** Delays before the 2nd, 3rd, ... attempt, in ms; the last one repeats. */
   retrySchedule: number[];
@@ -26,6 +29,12 @@ export interface Config {
   workerConcurrency: number;
   workerPollIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** How often the database and the worker are checked for the health endpoints. */
+  healthCheckIntervalMs: number;
+  /** Queue depth and webhook counts are read from the database at most this often. */
+  metricsQueryIntervalMs: number;
+  /** Distinct namespace/event pairs labelled in httpqueue_events_pushed_total; later ones are "_other". */
+  metricsEventLabelLimit: number;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -40,6 +49,8 @@ export const DEFAULTS = {
   DATABASE_POOL_SIZE: "10",
   GRPC_HOST: "127.0.0.1",
   GRPC_PORT: "50051",
+  HTTP_HOST: "127.0.0.1",
+  HTTP_PORT: "8080",
   LOG_LEVEL: "info",
   RETRY_SCHEDULE: "5s,30s,2m,10m,30m,1h,2h,4h,8h",
   RETRY_JITTER: "0.2",
@@ -52,6 +63,9 @@ export const DEFAULTS = {
   WORKER_CONCURRENCY: "32",
   WORKER_POLL_INTERVAL: "1s",
   SHUTDOWN_TIMEOUT: "30s",
+  HEALTH_CHECK_INTERVAL: "5s",
+  METRICS_QUERY_INTERVAL: "10s",
+  METRICS_EVENT_LABEL_LIMIT: "100",
 } as const satisfies Record<string, string>;
 
 const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
@@ -96,6 +110,8 @@ const schema = z.object({
   DATABASE_POOL_SIZE: int(1, 1000),
   GRPC_HOST: z.string().trim().min(1, "must not be empty"),
   GRPC_PORT: int(0, 65535),
+  HTTP_HOST: z.string().trim().min(1, "must not be empty"),
+  HTTP_PORT: int(0, 65535),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` }),
   RETRY_SCHEDULE: z
     .string()
@@ -130,6 +146,9 @@ const schema = z.object({
   WORKER_CONCURRENCY: int(1, 1000),
   WORKER_POLL_INTERVAL: duration(10, 60_000),
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
+  HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
+  METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
+  METRICS_EVENT_LABEL_LIMIT: int(0, 10_000),
 });
 
 export class ConfigError extends Error {
@@ -157,12 +176,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid configuration:\n  DEFAULT_TTL_SECONDS (${e.DEFAULT_TTL_SECONDS}) must not exceed MAX_TTL_SECONDS (${e.MAX_TTL_SECONDS})`,
     );
   }
+  if (e.HTTP_PORT !== 0 && e.HTTP_PORT === e.GRPC_PORT) {
+    throw new ConfigError(`invalid configuration:\n  HTTP_PORT (${e.HTTP_PORT}) must differ from GRPC_PORT`);
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     embeddedPostgres: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT },
     databasePoolSize: e.DATABASE_POOL_SIZE,
     grpcHost: e.GRPC_HOST,
     grpcPort: e.GRPC_PORT,
+    httpHost: e.HTTP_HOST,
+    httpPort: e.HTTP_PORT,
     logLevel: e.LOG_LEVEL,
     retrySchedule: e.RETRY_SCHEDULE,
     retryJitter: e.RETRY_JITTER,
@@ -175,5 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerPollIntervalMs: e.WORKER_POLL_INTERVAL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,
+    metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,
+    metricsEventLabelLimit: e.METRICS_EVENT_LABEL_LIMIT,
   };
 }

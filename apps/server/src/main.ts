@@ -1,9 +1,10 @@
 import { startApp, type App } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
-import { createLogger } from "./observability/logger.js";
+import { createLogger, prettyDestination } from "./observability/logger.js";
 
-// Wiring only: config → database → migrations → worker → gRPC server → signals.
+// Wiring only: config → logger → database (given, or embedded) → app (HTTP endpoints,
+// migrations, worker, gRPC) → signals.
 
 let config;
 try {
@@ -14,7 +15,8 @@ try {
   process.exit(2);
 }
 
-const logger = createLogger(config.logLevel);
+// JSON lines for log collectors; readable lines when a person watches a terminal.
+const logger = createLogger(config.logLevel, process.stdout.isTTY ? prettyDestination() : undefined);
 let embedded: EmbeddedPostgres | undefined;
 let app: App;
 try {
@@ -31,7 +33,11 @@ try {
   await embedded?.stop();
   process.exit(err instanceof EmbeddedPostgresError ? 2 : 1);
 }
-logger.info({ address: app.address }, `httpqueue listening on ${app.address}`);
+logger.info({ address: app.address, httpAddress: app.httpAddress }, `httpqueue listening on ${app.address}`);
+logger.info(
+  { httpAddress: app.httpAddress },
+  `health and metrics on http://${app.httpAddress} (/healthz, /readyz, /metrics)`,
+);
 
 /** Everything, in order: no new calls, running deliveries finish, then the database. */
 async function stop(): Promise<void> {

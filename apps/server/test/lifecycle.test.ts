@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Code, createClient, DeliveryStatus, HttpQueueError } from "@httpqueue/sdk";
 import postgres from "postgres";
@@ -20,6 +21,7 @@ import {
   startTestServer,
   waitForDelivery,
 } from "./helpers/server.js";
+import { httpGet, readyz, scrape } from "./helpers/http.js";
 
 describe("lifecycle", () => {
   let db: TestDatabase;
@@ -57,6 +59,9 @@ describe("lifecycle", () => {
       [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL must be a postgres:\/\//],
       [{ ...base, GRPC_PORT: "http" }, /GRPC_PORT must be a whole number/],
       [{ ...base, GRPC_PORT: "70000" }, /GRPC_PORT/],
+      [{ ...base, HTTP_PORT: "metrics" }, /HTTP_PORT must be a whole number/],
+      [{ ...base, GRPC_PORT: "9090", HTTP_PORT: "9090" }, /HTTP_PORT \(9090\) must differ from GRPC_PORT/],
+      [{ ...base, HEALTH_CHECK_INTERVAL: "1ms" }, /HEALTH_CHECK_INTERVAL must be at least 10ms/],
       [{ ...base, RETRY_SCHEDULE: "5s,soon" }, /RETRY_SCHEDULE must be a comma-separated list of durations/],
       [{ ...base, LOG_LEVEL: "loud" }, /LOG_LEVEL must be one of/],
       [{ ...base, MAX_ATTEMPTS: "0" }, /MAX_ATTEMPTS/],
@@ -84,6 +89,34 @@ describe("lifecycle", () => {
     assert.match(output, /could not start/);
     assert.match(output, /ECONNREFUSED/);
     assert.doesNotMatch(output, /secret-password/, "the database password is never logged");
+  });
+
+  it("the built server says where its health and metrics endpoints are, and serves them", async () => {
+    const proc = await spawnServer({ DATABASE_URL: db.url });
+    try {
+      const httpAddress = /"httpAddress":"([^"]+)"/.exec(proc.output())?.[1];
+      assert.ok(httpAddress, proc.output());
+      assert.equal((await httpGet(httpAddress, "/healthz")).status, 200);
+      assert.equal((await readyz(httpAddress)).status, 200);
+      assert.equal((await scrape(httpAddress)).value("httpqueue_ready"), 1);
+    } finally {
+      proc.child.kill("SIGTERM");
+      assert.equal(await proc.exited, 0);
+    }
+  });
+
+  it("an HTTP port already in use stops the server at start, naming the port", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const { code, output } = await runServerToExit({ DATABASE_URL: db.url, GRPC_PORT: "0", HTTP_PORT: String(port) });
+      assert.equal(code, 1);
+      assert.match(output, /could not start/);
+      assert.match(output, new RegExp(`EADDRINUSE.*127\\.0\\.0\\.1:${port}`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it("two servers migrating a new database at the same moment both succeed", async () => {

@@ -4,6 +4,8 @@ import { Webhook } from "standardwebhooks";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
 import { nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
 import { generateSigningSecret, signPayload } from "../src/delivery/signing.js";
+import { throttle } from "../src/observability/db-stats.js";
+import { createLogger } from "../src/observability/logger.js";
 
 describe("retry policy", () => {
   const policy: RetryPolicy = { schedule: [5_000, 30_000, 120_000], jitter: 0.2, retryAfterMaxMs: 60_000 };
@@ -74,6 +76,41 @@ describe("configuration", () => {
     assert.equal(config.maxPayloadBytes, 262_144);
   });
 
+  it("serves health and metrics on 127.0.0.1:8080 unless told otherwise", () => {
+    const config = loadConfig(base);
+    assert.equal(config.httpHost, "127.0.0.1");
+    assert.equal(config.httpPort, 8080);
+    assert.equal(config.healthCheckIntervalMs, 5_000);
+    assert.equal(config.metricsQueryIntervalMs, 10_000);
+    assert.equal(config.metricsEventLabelLimit, 100);
+    const custom = loadConfig({
+      ...base,
+      HTTP_HOST: "0.0.0.0",
+      HTTP_PORT: "0",
+      HEALTH_CHECK_INTERVAL: "250ms",
+      METRICS_QUERY_INTERVAL: "1m",
+      METRICS_EVENT_LABEL_LIMIT: "0",
+    });
+    assert.deepEqual(
+      [
+        custom.httpHost,
+        custom.httpPort,
+        custom.healthCheckIntervalMs,
+        custom.metricsQueryIntervalMs,
+        custom.metricsEventLabelLimit,
+      ],
+      ["0.0.0.0", 0, 250, 60_000, 0],
+    );
+  });
+
+  it("refuses an HTTP port that is the gRPC port", () => {
+    assert.throws(
+      () => loadConfig({ ...base, GRPC_PORT: "9000", HTTP_PORT: "9000" }),
+      /HTTP_PORT \(9000\) must differ from GRPC_PORT/,
+    );
+    assert.equal(loadConfig({ ...base, GRPC_PORT: "0", HTTP_PORT: "0" }).httpPort, 0, "two free ports are fine");
+  });
+
   it("parses durations", () => {
     assert.equal(parseDuration("250ms"), 250);
     assert.equal(parseDuration("2m"), 120_000);
@@ -84,15 +121,51 @@ describe("configuration", () => {
 
   it("names every bad variable, without echoing values", () => {
     assert.throws(
-      () => loadConfig({ ...base, GRPC_PORT: "x", MAX_PAYLOAD_BYTES: "-1", DATABASE_POOL_SIZE: "secret-value" }),
+      () =>
+        loadConfig({
+          ...base,
+          GRPC_PORT: "x",
+          MAX_PAYLOAD_BYTES: "-1",
+          DATABASE_POOL_SIZE: "secret-value",
+          HTTP_PORT: "http",
+          HEALTH_CHECK_INTERVAL: "often",
+          METRICS_EVENT_LABEL_LIMIT: "all",
+        }),
       (err: unknown) => {
         assert.ok(err instanceof ConfigError);
         assert.match(err.message, /GRPC_PORT/);
+        assert.match(err.message, /HTTP_PORT must be a whole number/);
+        assert.match(err.message, /HEALTH_CHECK_INTERVAL must be a duration/);
+        assert.match(err.message, /METRICS_EVENT_LABEL_LIMIT must be a whole number/);
         assert.match(err.message, /MAX_PAYLOAD_BYTES/);
         assert.match(err.message, /DATABASE_POOL_SIZE/);
         assert.doesNotMatch(err.message, /secret-value/);
         return true;
       },
     );
+  });
+});
+
+describe("metrics throttle", () => {
+  it("runs one read for concurrent scrapes and reuses its result, or its failure, while fresh", async () => {
+    let reads = 0;
+    let fail = false;
+    const read = async () => {
+      reads++;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (fail) throw new Error("database down");
+      return reads;
+    };
+    const fresh = throttle(read, 3_600_000, createLogger("silent"));
+    assert.deepEqual(await Promise.all([fresh(), fresh(), fresh()]), [1, 1, 1]);
+    assert.equal(await fresh(), 1);
+    assert.equal(reads, 1);
+
+    const stale = throttle(read, 0, createLogger("silent"));
+    assert.equal(await stale(), 2);
+    fail = true;
+    assert.equal(await stale(), undefined, "a failed read shows nothing, not stale numbers");
+    fail = false;
+    assert.equal(await stale(), 4);
   });
 });

@@ -10,7 +10,11 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-/** Only PATH comes from the test's own environment; the rest is explicit. */
+/**
+ * Only PATH comes from the test's own environment; the rest is explicit, but
+ * for HTTP_PORT: a free port unless the test names one, so that servers
+ * started by tests running in parallel do not all claim the default port.
+ */
 function start(
   main: string,
   env: Record<string, string>,
@@ -19,7 +23,7 @@ function start(
   output: () => string;
 } {
   const child = spawn(process.execPath, [main], {
-    env: { PATH: process.env.PATH, ...env },
+    env: { PATH: process.env.PATH, HTTP_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

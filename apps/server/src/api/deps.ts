@@ -1,8 +1,10 @@
 import type { Config } from "../config.js";
 import type { Db } from "../db/client.js";
+import type { Metrics } from "../observability/metrics.js";
 
 /** What the RPC handlers need. */
 export interface ApiDeps {
   db: Db;
   config: Pick<Config, "maxPayloadBytes" | "defaultTtlSeconds" | "maxTtlSeconds">;
+  metrics: Pick<Metrics, "eventPushed" | "webhookRegistered" | "deliveryOutcome">;
 }

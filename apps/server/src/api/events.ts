@@ -5,13 +5,16 @@ import { checkIdempotencyKey, checkMetadata, checkName, checkPayload, checkTtl }
 
 export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<PushEventResponse> {
   const { config } = deps;
+  const namespace = checkName("namespace", req.namespace);
+  const event = checkName("event", req.event);
   const { eventId, duplicate } = await insertEvent(deps.db, {
-    namespace: checkName("namespace", req.namespace),
-    event: checkName("event", req.event),
+    namespace,
+    event,
     payload: checkPayload("payload", req.payload, config.maxPayloadBytes),
     ttlSeconds: checkTtl("ttl_seconds", req.ttlSeconds, config.defaultTtlSeconds, config.maxTtlSeconds),
     metadata: checkMetadata("metadata", req.metadata),
     idempotencyKey: checkIdempotencyKey("idempotency_key", req.idempotencyKey),
   });
+  deps.metrics.eventPushed(namespace, event, duplicate);
   return { eventId, duplicate };
 }

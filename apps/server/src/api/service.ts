@@ -2,14 +2,21 @@ import type { handleUnaryCall, ServerUnaryCall, sendUnaryData } from "@grpc/grpc
 import { status } from "@grpc/grpc-js";
 import type { WebhookServiceServer } from "@httpqueue/proto";
 import type { Logger } from "../observability/logger.js";
+import type { Metrics } from "../observability/metrics.js";
 import type { ApiDeps } from "./deps.js";
 import { toServiceError } from "./errors.js";
 import { pushEvent } from "./events.js";
 import { getWebhookStatus } from "./status.js";
 import { listWebhooks, registerWebhook, unregisterWebhook, updateWebhook } from "./webhooks.js";
 
-/** The WebhookService implementation: each RPC is an async handler behind one adapter. */
-export function createWebhookService(deps: ApiDeps & { logger: Logger }): WebhookServiceServer {
+/**
+ * The WebhookService implementation: each RPC is an async handler behind one
+ * adapter, which logs one line per call and counts it in the RPC metrics.
+ */
+export function createWebhookService(
+  deps: ApiDeps & { logger: Logger; metrics: Pick<Metrics, "rpcStarted" | "rpcHandled"> },
+): WebhookServiceServer {
+  const { metrics } = deps;
   const logger = deps.logger.child({ component: "api" });
 
   function unary<Req, Res>(
@@ -18,11 +25,12 @@ export function createWebhookService(deps: ApiDeps & { logger: Logger }): Webhoo
   ): handleUnaryCall<Req, Res> {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const started = performance.now();
+      metrics.rpcStarted(method);
       const done = (code: status) => {
-        logger.info(
-          { rpc: method, code: status[code], durationMs: Math.round((performance.now() - started) * 10) / 10 },
-          "rpc",
-        );
+        const ms = performance.now() - started;
+        const name = status[code] as string | undefined;
+        logger.info({ rpc: method, code: name ?? code, durationMs: Math.round(ms * 10) / 10 }, "rpc");
+        metrics.rpcHandled(method, name ?? "UNKNOWN", ms / 1000);
       };
       handler(deps, call.request).then(
         (response) => {

@@ -38,6 +38,7 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
     description: checkText("description", req.description),
     signingSecret,
   });
+  deps.metrics.webhookRegistered();
   return { webhookId: row.id, webhook: toWebhook(row), signingSecret };
 }
 
@@ -50,12 +51,15 @@ export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): P
   if (req.timeout !== undefined) changes.timeout = checkTimeout("timeout", req.timeout);
   if (req.active !== undefined) changes.active = req.active;
   if (req.description !== undefined) changes.description = checkText("description", req.description);
-  const row =
-    Object.keys(changes).length === 0
-      ? await webhooks.findWebhook(deps.db, id)
-      : await webhooks.updateWebhook(deps.db, id, changes);
-  if (!row) throw notFound(`webhook ${id} not found`);
-  return { webhook: toWebhook(row) };
+  if (Object.keys(changes).length === 0) {
+    const row = await webhooks.findWebhook(deps.db, id);
+    if (!row) throw notFound(`webhook ${id} not found`);
+    return { webhook: toWebhook(row) };
+  }
+  const updated = await webhooks.updateWebhook(deps.db, id, changes);
+  if (!updated) throw notFound(`webhook ${id} not found`);
+  deps.metrics.deliveryOutcome("cancelled", updated.cancelled);
+  return { webhook: toWebhook(updated.webhook) };
 }
 
 export async function unregisterWebhook(
@@ -65,6 +69,7 @@ export async function unregisterWebhook(
   const id = checkId("webhook_id", req.webhookId);
   const cancelled = await webhooks.unregisterWebhook(deps.db, id);
   if (cancelled === undefined) throw notFound(`webhook ${id} not found`);
+  deps.metrics.deliveryOutcome("cancelled", cancelled);
   return { cancelledDeliveries: cancelled };
 }
 

@@ -10,6 +10,8 @@ export interface DatabaseOptions {
   poolSize: number;
   /** Shown in pg_stat_activity. */
   applicationName?: string;
+  /** The server cancels any statement that runs longer. */
+  statementTimeoutMs?: number;
 }
 
 /** A pooled postgres.js client wrapped by drizzle. Connects lazily, on first query. */
@@ -18,7 +20,10 @@ export function createDatabase(options: DatabaseOptions): Db {
     max: options.poolSize,
     connect_timeout: 10,
     onnotice: () => undefined,
-    connection: { application_name: options.applicationName ?? "httpqueue" },
+    connection: {
+      application_name: options.applicationName ?? "httpqueue",
+      ...(options.statementTimeoutMs === undefined ? {} : { statement_timeout: options.statementTimeoutMs }),
+    },
   });
   return drizzle(client, { schema });
 }

