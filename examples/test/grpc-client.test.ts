@@ -17,6 +17,8 @@ describe("examples/grpc_client.ts", () => {
     db = await createTestDatabase();
     server = await spawnServer(SERVER_MAIN, {
       DATABASE_URL: db.url,
+      // The example's receiver runs on loopback, which deliveries may not reach by default.
+      ALLOW_PRIVATE_DESTINATIONS: "true",
       GRPC_PORT: "0",
       LOG_LEVEL: "info",
       WORKER_POLL_INTERVAL: "50ms",

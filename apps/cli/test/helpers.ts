@@ -16,18 +16,21 @@ export interface Server {
 }
 
 /** A real server on a free port and a database of its own, empty until the server migrates it. */
-export async function startServer(): Promise<Server> {
+export async function startServer(env: Record<string, string> = {}): Promise<Server> {
   const db: TestDatabase = await createTestDatabase();
   let server: ServerProcess;
   try {
     server = await spawnServer(SERVER_MAIN, {
       DATABASE_URL: db.url,
+      // The tests' receivers run on loopback, which deliveries may not reach by default.
+      ALLOW_PRIVATE_DESTINATIONS: "true",
       GRPC_PORT: "0",
       LOG_LEVEL: "info",
       RETRY_SCHEDULE: "100ms",
       RETRY_JITTER: "0",
       WORKER_POLL_INTERVAL: "50ms",
       SHUTDOWN_TIMEOUT: "5s",
+      ...env,
     });
   } catch (err) {
     await db.drop();

@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadDescriptorSet, WebhookServiceService } from "@httpqueue/proto";
 import { indexDescriptorSet } from "./api/descriptor-index.js";
+import { createAuthInterceptor } from "./api/auth.js";
 import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection.js";
 import { createWebhookService } from "./api/service.js";
 import type { Config } from "./config.js";
@@ -92,6 +93,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     const http = createHttpClient({
       connections: config.workerConcurrency,
       responseBodyLimitBytes: config.responseBodyLimitBytes,
+      destinations: config.destinations,
     });
     closers.push(async () => {
       await http.close();
@@ -126,6 +128,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.
       "grpc.max_receive_message_length": config.maxPayloadBytes + 1024 * 1024,
+      interceptors: config.apiTokens.length > 0 ? [createAuthInterceptor(config.apiTokens, logger)] : [],
     });
     server.addService(WebhookServiceService, createWebhookService({ db, config, logger, metrics }));
     // Health and reflection are services apart from the API: an auth interceptor can let them through.
@@ -137,7 +140,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     ]);
     const host = config.grpcHost.includes(":") ? `[${config.grpcHost}]` : config.grpcHost;
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${host}:${config.grpcPort}`, ServerCredentials.createInsecure(), (err, bound) => {
+      server.bindAsync(`${host}:${config.grpcPort}`, serverCredentials(config.tls), (err, bound) => {
         if (err) {
           reject(
             new Error(`cannot listen on ${host}:${config.grpcPort} (GRPC_HOST/GRPC_PORT): ${err.message}`, {
@@ -167,6 +170,16 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     await closeAll();
     throw err;
   }
+}
+
+/** TLS when configured, requiring client certificates when a client CA is given. */
+function serverCredentials(tls: AppConfig["tls"]): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    tls.clientCa ?? null,
+    [{ cert_chain: tls.cert, private_key: tls.key }],
+    tls.clientCa !== undefined,
+  );
 }
 
 /** Stops accepting calls and waits for running ones, forcing them closed after `timeoutMs`. */

@@ -1,6 +1,9 @@
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { createSecureContext } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { parseCidr, type DestinationPolicy } from "./delivery/destinations.js";
 
 /** The server's settings. `loadConfig` is the only reader of `process.env`. */
 export interface Config {
@@ -35,6 +38,12 @@ export interface Config {
   metricsQueryIntervalMs: number;
   /** Distinct namespace/event pairs labelled in httpqueue_events_pushed_total; later ones are "_other". */
   metricsEventLabelLimit: number;
+  /** Bearer tokens the API accepts; empty: the API is open to anyone who can reach it. */
+  apiTokens: string[];
+  /** gRPC over TLS (PEM contents); with clientCa, clients must present a certificate it signed. */
+  tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
+  /** Which addresses deliveries may connect to. */
+  destinations: DestinationPolicy;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -66,6 +75,7 @@ export const DEFAULTS = {
   HEALTH_CHECK_INTERVAL: "5s",
   METRICS_QUERY_INTERVAL: "10s",
   METRICS_EVENT_LABEL_LIMIT: "100",
+  ALLOW_PRIVATE_DESTINATIONS: "false",
 } as const satisfies Record<string, string>;
 
 const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
@@ -149,6 +159,18 @@ const schema = z.object({
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
   METRICS_EVENT_LABEL_LIMIT: int(0, 10_000),
+  API_TOKENS: z.string().optional(),
+  API_TOKENS_FILE: z.string().trim().optional(),
+  TLS_CERT_FILE: z.string().trim().optional(),
+  TLS_KEY_FILE: z.string().trim().optional(),
+  TLS_CLIENT_CA_FILE: z.string().trim().optional(),
+  ALLOW_PRIVATE_DESTINATIONS: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false", "1", "0"], { error: "must be true or false" }))
+    .transform((v) => v === "true" || v === "1"),
+  DESTINATION_ALLOWLIST: z.string().optional(),
 });
 
 export class ConfigError extends Error {
@@ -180,6 +202,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n  HTTP_PORT (${e.HTTP_PORT}) must differ from GRPC_PORT`);
   }
   return {
+    ...settings(e),
+    ...securitySettings(e),
+  };
+}
+
+function settings(e: z.infer<typeof schema>) {
+  return {
     databaseUrl: e.DATABASE_URL,
     embeddedPostgres: { dir: e.EMBEDDED_PG_DIR, port: e.EMBEDDED_PG_PORT },
     databasePoolSize: e.DATABASE_POOL_SIZE,
@@ -203,4 +232,65 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,
     metricsEventLabelLimit: e.METRICS_EVENT_LABEL_LIMIT,
   };
+}
+
+const MIN_TOKEN_LENGTH = 16;
+
+/** Tokens, TLS files and the destination policy: files are read here, at start, once. */
+function securitySettings(e: z.infer<typeof schema>): Pick<Config, "apiTokens" | "tls" | "destinations"> {
+  const fail = (line: string): never => {
+    throw new ConfigError(`invalid configuration:\n  ${line}`);
+  };
+  const read = (variable: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      return fail(`${variable} cannot be read (${path}): ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  };
+
+  const tokens = (e.API_TOKENS ?? "").split(",").map((t) => t.trim());
+  if (e.API_TOKENS_FILE) {
+    // One token per line; blank lines and lines starting with # are skipped.
+    const lines = read("API_TOKENS_FILE", e.API_TOKENS_FILE).toString("utf8").split(/\r?\n/);
+    tokens.push(...lines.map((l) => l.trim()).filter((l) => !l.startsWith("#")));
+  }
+  const apiTokens = [...new Set(tokens.filter((t) => t !== ""))];
+  for (const [i, token] of apiTokens.entries()) {
+    // Tokens are never echoed: say which one by position.
+    if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+      fail(
+        `API_TOKENS/API_TOKENS_FILE: token #${i + 1} must be at least ${MIN_TOKEN_LENGTH} characters, without spaces`,
+      );
+    }
+  }
+
+  let tls: Config["tls"];
+  if (e.TLS_CERT_FILE || e.TLS_KEY_FILE) {
+    if (!e.TLS_CERT_FILE || !e.TLS_KEY_FILE) fail("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
+    const cert = read("TLS_CERT_FILE", e.TLS_CERT_FILE ?? "");
+    const key = read("TLS_KEY_FILE", e.TLS_KEY_FILE ?? "");
+    const clientCa = e.TLS_CLIENT_CA_FILE ? read("TLS_CLIENT_CA_FILE", e.TLS_CLIENT_CA_FILE) : undefined;
+    try {
+      createSecureContext({ cert, key, ca: clientCa });
+    } catch (err) {
+      fail(`TLS_CERT_FILE/TLS_KEY_FILE${clientCa ? "/TLS_CLIENT_CA_FILE" : ""}: ${(err as Error).message}`);
+    }
+    tls = { cert, key, clientCa };
+  } else if (e.TLS_CLIENT_CA_FILE) {
+    fail("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE");
+  }
+
+  const allowlist = (e.DESTINATION_ALLOWLIST ?? "")
+    .split(",")
+    .filter((entry) => entry.trim() !== "")
+    .map((entry) => {
+      try {
+        return parseCidr(entry);
+      } catch {
+        return fail(`DESTINATION_ALLOWLIST: "${entry.trim()}" is not an address or a CIDR such as 10.0.0.0/8`);
+      }
+    });
+
+  return { apiTokens, tls, destinations: { allowPrivate: e.ALLOW_PRIVATE_DESTINATIONS, allowlist } };
 }

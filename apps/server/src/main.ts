@@ -2,6 +2,7 @@ import { startApp, type App } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { createLogger, prettyDestination } from "./observability/logger.js";
+import { securityWarnings } from "./observability/security-warnings.js";
 
 // Wiring only: config → logger → database (given, or embedded) → app (HTTP endpoints,
 // migrations, worker, gRPC) → signals.
@@ -38,6 +39,7 @@ logger.info(
   { httpAddress: app.httpAddress },
   `health and metrics on http://${app.httpAddress} (/healthz, /readyz, /metrics)`,
 );
+for (const { level, message } of securityWarnings(config, app.address)) logger[level](message);
 
 /** Everything, in order: no new calls, running deliveries finish, then the database. */
 async function stop(): Promise<void> {

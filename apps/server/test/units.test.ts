@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
+import { securityWarnings } from "../src/observability/security-warnings.js";
 import { nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
 import { generateSigningSecret, signPayload } from "../src/delivery/signing.js";
 import { throttle } from "../src/observability/db-stats.js";
@@ -167,5 +168,48 @@ describe("metrics throttle", () => {
     assert.equal(await stale(), undefined, "a failed read shows nothing, not stale numbers");
     fail = false;
     assert.equal(await stale(), 4);
+  });
+});
+
+describe("security settings and warnings", () => {
+  const base = { DATABASE_URL: "postgres://localhost/x" };
+
+  it("parses the destination settings, naming bad ones", () => {
+    const config = loadConfig({
+      ...base,
+      ALLOW_PRIVATE_DESTINATIONS: "TRUE",
+      DESTINATION_ALLOWLIST: "10.0.0.0/8, 127.0.0.2",
+    });
+    assert.equal(config.destinations.allowPrivate, true);
+    assert.equal(config.destinations.allowlist.length, 2);
+    assert.equal(loadConfig(base).destinations.allowPrivate, false, "the guard is on by default");
+    assert.throws(
+      () => loadConfig({ ...base, ALLOW_PRIVATE_DESTINATIONS: "yes" }),
+      /ALLOW_PRIVATE_DESTINATIONS must be true or false/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, DESTINATION_ALLOWLIST: "10.0.0.0/99" }),
+      /DESTINATION_ALLOWLIST: "10\.0\.0\.0\/99"/,
+    );
+    assert.throws(() => loadConfig({ ...base, DESTINATION_ALLOWLIST: "intranet" }), /DESTINATION_ALLOWLIST/);
+  });
+
+  it("warns louder when an open API listens beyond loopback", () => {
+    const open = loadConfig(base);
+    assert.deepEqual(
+      securityWarnings(open, "127.0.0.1:50051").map((w) => w.level),
+      ["warn"],
+    );
+    const exposed = securityWarnings({ ...open, grpcHost: "0.0.0.0" }, "0.0.0.0:50051");
+    assert.deepEqual(
+      exposed.map((w) => w.level),
+      ["error", "warn"],
+    );
+    assert.match(exposed[0]?.message ?? "", /authentication is OFF.*beyond this machine.*API_TOKENS/);
+    assert.match(exposed[1]?.message ?? "", /not encrypted/);
+    const secured = loadConfig({ ...base, API_TOKENS: "0123456789abcdef0123" });
+    assert.deepEqual(securityWarnings(secured, "127.0.0.1:50051"), []);
+    const permissive = loadConfig({ ...base, API_TOKENS: "0123456789abcdef0123", ALLOW_PRIVATE_DESTINATIONS: "true" });
+    assert.match(securityWarnings(permissive, "127.0.0.1:50051")[0]?.message ?? "", /ALLOW_PRIVATE_DESTINATIONS=true/);
   });
 });

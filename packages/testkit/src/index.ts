@@ -1,3 +1,4 @@
+export { createTestCertificates, type TestCertificates } from "./certificates.js";
 export { ADMIN_URL, createTestDatabase, databaseUrl, type TemplateOptions, type TestDatabase } from "./database.js";
 export { eventually } from "./eventually.js";
 export { runToExit, spawnServer, type ServerProcess } from "./process.js";

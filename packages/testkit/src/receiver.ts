@@ -26,7 +26,7 @@ export interface Receiver {
 }
 
 /** A real HTTP server on loopback that records every request. */
-export async function startReceiver(respond: Responder = () => 200): Promise<Receiver> {
+export async function startReceiver(respond: Responder = () => 200, host = "127.0.0.1"): Promise<Receiver> {
   const requests: ReceivedRequest[] = [];
   const waiters = new Set<() => void>();
   const hanging = new Set<ServerResponse>();
@@ -63,11 +63,11 @@ export async function startReceiver(respond: Responder = () => 200): Promise<Rec
       }, delayMs);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     requests,
     waitForRequests(count, timeoutMs = 15_000) {

@@ -96,8 +96,10 @@ Examples:
             webhookId: res.webhookId,
             webhook: res.webhook && webhookJson(res.webhook),
             signingSecret: res.signingSecret,
+            warnings: res.warnings,
           }),
         );
+        for (const warning of res.warnings) ctx.note(`warning: ${warning}`);
       }),
     );
 
@@ -192,11 +194,12 @@ Examples:
             "nothing to update: give at least one of --url, --method, --header, --clear-headers, --timeout, --active, --inactive, --description",
           );
         }
-        const { webhook } = await ctx.client.updateWebhook(request);
+        const { webhook, warnings } = await ctx.client.updateWebhook(request);
         ctx.print(
           () => `Updated webhook ${webhookId}\n\n${webhookDetails(ctx.c, webhook)}`,
-          () => ({ webhook: webhook && webhookJson(webhook) }),
+          () => ({ webhook: webhook && webhookJson(webhook), warnings }),
         );
+        for (const warning of warnings) ctx.note(`warning: ${warning}`);
       }),
     );
 

@@ -9,6 +9,7 @@ import type {
   UpdateWebhookResponse,
 } from "@httpqueue/proto";
 import * as webhooks from "../db/webhooks.js";
+import { destinationWarning } from "../delivery/destinations.js";
 import { generateSigningSecret } from "../delivery/signing.js";
 import { toWebhook } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
@@ -39,7 +40,7 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
     signingSecret,
   });
   deps.metrics.webhookRegistered();
-  return { webhookId: row.id, webhook: toWebhook(row), signingSecret };
+  return { webhookId: row.id, webhook: toWebhook(row), signingSecret, warnings: await urlWarnings(deps, row.url) };
 }
 
 export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): Promise<UpdateWebhookResponse> {
@@ -54,12 +55,13 @@ export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): P
   if (Object.keys(changes).length === 0) {
     const row = await webhooks.findWebhook(deps.db, id);
     if (!row) throw notFound(`webhook ${id} not found`);
-    return { webhook: toWebhook(row) };
+    return { webhook: toWebhook(row), warnings: [] };
   }
   const updated = await webhooks.updateWebhook(deps.db, id, changes);
   if (!updated) throw notFound(`webhook ${id} not found`);
   deps.metrics.deliveryOutcome("cancelled", updated.cancelled);
-  return { webhook: toWebhook(updated.webhook) };
+  const warnings = changes.url === undefined ? [] : await urlWarnings(deps, updated.webhook.url);
+  return { webhook: toWebhook(updated.webhook), warnings };
 }
 
 export async function unregisterWebhook(
@@ -83,4 +85,12 @@ export async function listWebhooks(deps: ApiDeps, req: ListWebhooksRequest): Pro
   const rows = await webhooks.listWebhooks(deps.db, { namespace, afterId, limit: limit + 1 });
   const { page, nextPageToken } = toPage(rows, limit);
   return { webhooks: page.map(toWebhook), nextPageToken };
+}
+
+/** The URL is stored either way: the settings may change before the first delivery. */
+async function urlWarnings(deps: ApiDeps, url: string): Promise<string[]> {
+  const warning = await destinationWarning(deps.config.destinations, url);
+  return warning === undefined
+    ? []
+    : [warning.replace(/^delivery refused: /, "deliveries to this URL would be refused now: ")];
 }

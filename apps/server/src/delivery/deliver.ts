@@ -50,11 +50,17 @@ export function createDeliverTask(
     const outcome = await metrics.inFlight(() =>
       http.send(buildRequest(delivery, deps.userAgent, helpers.abortSignal)),
     );
-    metrics.attemptFinished(attemptResult(outcome.statusCode, outcome.timedOut === true), outcome.durationMs / 1000);
+    metrics.attemptFinished(
+      attemptResult(outcome.statusCode, outcome.timedOut === true, outcome.permanent === true),
+      outcome.durationMs / 1000,
+    );
     const now = new Date();
     let status: "succeeded" | "retrying" | "failed" | "expired" = "succeeded";
     let nextAttemptAt: Date | null = null;
-    if (outcome.error !== undefined) {
+    if (outcome.permanent) {
+      // Refused before connecting (the destination is not allowed): retrying cannot help.
+      status = "failed";
+    } else if (outcome.error !== undefined) {
       const honoursRetryAfter = outcome.statusCode === 429 || outcome.statusCode === 503;
       const step = nextStep(policy, {
         attemptNumber,

@@ -1,4 +1,6 @@
-import { Agent, errors, request } from "undici";
+import { isIP } from "node:net";
+import { Agent, buildConnector, errors, request } from "undici";
+import { DestinationBlockedError, resolveDestination, type DestinationPolicy } from "./destinations.js";
 
 export interface OutgoingRequest {
   url: string;
@@ -23,6 +25,8 @@ export interface AttemptOutcome {
   error?: string | undefined;
   /** No response came in time (connecting, or waiting for the answer). */
   timedOut?: boolean | undefined;
+  /** Retrying cannot help (the destination is not allowed). */
+  permanent?: boolean | undefined;
 }
 
 export interface HttpClient {
@@ -34,15 +38,20 @@ export interface HttpClientOptions {
   /** Most sockets kept open to one origin. */
   connections: number;
   responseBodyLimitBytes: number;
+  /** Which addresses may be connected to. */
+  destinations: DestinationPolicy;
 }
 
-/** One pooled keep-alive agent for every delivery; redirects are not followed. */
+/**
+ * One pooled keep-alive agent for every delivery; redirects are not followed.
+ * Every new connection goes through the destination check first.
+ */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const agent = new Agent({
     connections: options.connections,
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 120_000,
-    connect: { timeout: 10_000 },
+    connect: guardedConnector(options.destinations, buildConnector({ timeout: 10_000 })),
   });
 
   async function send(req: OutgoingRequest): Promise<AttemptOutcome> {
@@ -74,6 +83,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       };
     } catch (err) {
       if (req.signal?.aborted) throw err;
+      if (err instanceof DestinationBlockedError) {
+        return { startedAt, durationMs: elapsed(), error: err.message, permanent: true };
+      }
       return {
         startedAt,
         durationMs: elapsed(),
@@ -84,6 +96,38 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   }
 
   return { send, close: () => agent.close() };
+}
+
+/**
+ * Resolves the host itself, refuses addresses the policy does not allow, and
+ * connects to the very addresses it checked (the next one when a connection
+ * is refused): no second DNS lookup that could answer differently. TLS still
+ * names and verifies the original host.
+ */
+function guardedConnector(policy: DestinationPolicy, connect: buildConnector.connector): buildConnector.connector {
+  return (opts, callback) => {
+    const servername = opts.servername ?? (isIP(opts.hostname) ? undefined : opts.hostname);
+    resolveDestination(policy, opts.hostname).then(
+      (addresses) => {
+        const attempt = (i: number) => {
+          connect({ ...opts, hostname: addresses[i] ?? "", servername }, (err, socket) => {
+            if (err && i + 1 < addresses.length && isUnreachable(err)) attempt(i + 1);
+            else if (err) callback(err, null);
+            else callback(null, socket);
+          });
+        };
+        attempt(0);
+      },
+      (err: unknown) => {
+        callback(err instanceof Error ? err : new Error(String(err)), null);
+      },
+    );
+  };
+}
+
+function isUnreachable(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ECONNREFUSED" || code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EADDRNOTAVAIL";
 }
 
 /** Reads up to `limit` bytes and drops the rest (closing the socket if the body is longer). */

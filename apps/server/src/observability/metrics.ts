@@ -46,9 +46,10 @@ export interface Metrics {
 }
 
 /** "2xx" … "5xx" by status code, "timeout", or "error" when no response came. */
-export type AttemptResult = `${number}xx` | "timeout" | "error";
+export type AttemptResult = `${number}xx` | "timeout" | "error" | "blocked";
 
-export function attemptResult(statusCode: number | undefined, timedOut: boolean): AttemptResult {
+export function attemptResult(statusCode: number | undefined, timedOut: boolean, blocked = false): AttemptResult {
+  if (blocked) return "blocked";
   if (statusCode !== undefined) return `${Math.floor(statusCode / 100)}xx`;
   return timedOut ? "timeout" : "error";
 }
@@ -114,7 +115,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
   const attemptSeconds = new Histogram({
     name: "httpqueue_delivery_attempt_duration_seconds",
-    help: "Duration of each HTTP delivery attempt, by result (2xx, 4xx, 5xx, ..., timeout, error).",
+    help: "Duration of each HTTP delivery attempt, by result (2xx, 4xx, 5xx, ..., timeout, error, blocked).",
     labelNames: ["result"],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
     registers: [registry],

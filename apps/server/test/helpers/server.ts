@@ -19,8 +19,13 @@ import { createLogger } from "../../src/observability/logger.js";
 /** The built server, started the way users start it. */
 export const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 
-/** Settings that keep tests fast: short retries, quick polling, quiet logs. */
+/**
+ * Settings that keep tests fast (short retries, quick polling, quiet logs) and
+ * let deliveries reach the receivers the tests run on loopback, which the
+ * destination guard refuses by default (the SSRF tests turn it back on).
+ */
 export const FAST_ENV = {
+  ALLOW_PRIVATE_DESTINATIONS: "true",
   GRPC_PORT: "0",
   HTTP_PORT: "0",
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",

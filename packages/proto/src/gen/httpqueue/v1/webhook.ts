@@ -192,6 +192,11 @@ export interface RegisterWebhookResponse {
    * here: store it with the receiver.
    */
   signingSecret: string;
+  /**
+   * Things worth knowing now, e.g. that the server would refuse to deliver to
+   * the URL's address as things stand (see DESTINATION_ALLOWLIST).
+   */
+  warnings: string[];
 }
 
 /** HeaderMap wraps headers so that an update can tell "not set" from "clear". */
@@ -218,7 +223,11 @@ export interface UpdateWebhookRequest {
 }
 
 export interface UpdateWebhookResponse {
-  webhook?: Webhook | undefined;
+  webhook?:
+    | Webhook
+    | undefined;
+  /** As in RegisterWebhookResponse. */
+  warnings: string[];
 }
 
 export interface UnregisterWebhookRequest {
@@ -1624,7 +1633,7 @@ export const RegisterWebhookRequest_HeadersEntry: MessageFns<RegisterWebhookRequ
 };
 
 function createBaseRegisterWebhookResponse(): RegisterWebhookResponse {
-  return { webhookId: "", webhook: undefined, signingSecret: "" };
+  return { webhookId: "", webhook: undefined, signingSecret: "", warnings: [] };
 }
 
 export const RegisterWebhookResponse: MessageFns<RegisterWebhookResponse> = {
@@ -1637,6 +1646,9 @@ export const RegisterWebhookResponse: MessageFns<RegisterWebhookResponse> = {
     }
     if (message.signingSecret !== "") {
       writer.uint32(26).string(message.signingSecret);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -1678,6 +1690,14 @@ export const RegisterWebhookResponse: MessageFns<RegisterWebhookResponse> = {
             message.signingSecret = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1703,6 +1723,7 @@ export const RegisterWebhookResponse: MessageFns<RegisterWebhookResponse> = {
         : isSet(object.signing_secret)
         ? globalThis.String(object.signing_secret)
         : "",
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -1717,6 +1738,9 @@ export const RegisterWebhookResponse: MessageFns<RegisterWebhookResponse> = {
     if (message.signingSecret !== "") {
       obj.signingSecret = message.signingSecret;
     }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
+    }
     return obj;
   },
 
@@ -1730,6 +1754,7 @@ export const RegisterWebhookResponse: MessageFns<RegisterWebhookResponse> = {
       ? Webhook.fromPartial(object.webhook)
       : undefined;
     message.signingSecret = object.signingSecret ?? "";
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };
@@ -2098,13 +2123,16 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
 };
 
 function createBaseUpdateWebhookResponse(): UpdateWebhookResponse {
-  return { webhook: undefined };
+  return { webhook: undefined, warnings: [] };
 }
 
 export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
   encode(message: UpdateWebhookResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.webhook !== undefined) {
       Webhook.encode(message.webhook, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.warnings) {
+      writer.uint32(18).string(v!);
     }
     return writer;
   },
@@ -2130,6 +2158,14 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
             message.webhook = Webhook.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2143,13 +2179,19 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
   },
 
   fromJSON(object: any): UpdateWebhookResponse {
-    return { webhook: isSet(object.webhook) ? Webhook.fromJSON(object.webhook) : undefined };
+    return {
+      webhook: isSet(object.webhook) ? Webhook.fromJSON(object.webhook) : undefined,
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+    };
   },
 
   toJSON(message: UpdateWebhookResponse): unknown {
     const obj: any = {};
     if (message.webhook !== undefined) {
       obj.webhook = Webhook.toJSON(message.webhook);
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
     }
     return obj;
   },
@@ -2162,6 +2204,7 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
     message.webhook = (object.webhook !== undefined && object.webhook !== null)
       ? Webhook.fromPartial(object.webhook)
       : undefined;
+    message.warnings = object.warnings?.map((e) => e) || [];
     return message;
   },
 };

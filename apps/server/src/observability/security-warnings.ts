@@ -1,0 +1,45 @@
+import { isIP } from "node:net";
+import type { Config } from "../config.js";
+import { parseAddress } from "../delivery/destinations.js";
+
+export interface SecurityWarning {
+  /** "error" when the server is reachable from other machines: it should stand out. */
+  level: "warn" | "error";
+  message: string;
+}
+
+function isLoopbackHost(host: string): boolean {
+  if (host === "localhost") return true;
+  return isIP(host) !== 0 && parseAddress(host).range() === "loopback";
+}
+
+/** What an operator should know at start about how exposed this server is. */
+export function securityWarnings(
+  config: Pick<Config, "apiTokens" | "tls" | "grpcHost" | "destinations">,
+  address: string,
+): SecurityWarning[] {
+  const beyondLoopback = !isLoopbackHost(config.grpcHost);
+  const warnings: SecurityWarning[] = [];
+  if (config.apiTokens.length === 0) {
+    warnings.push({
+      level: beyondLoopback ? "error" : "warn",
+      message: beyondLoopback
+        ? `API authentication is OFF and gRPC listens on ${address}, beyond this machine: anyone who can reach it can register webhooks and push events. Set API_TOKENS or API_TOKENS_FILE.`
+        : `API authentication is off (no API_TOKENS): any process on this machine can call the API on ${address}.`,
+    });
+  }
+  if (!config.tls && beyondLoopback) {
+    warnings.push({
+      level: "warn",
+      message: `gRPC on ${address} is not encrypted: set TLS_CERT_FILE and TLS_KEY_FILE, or terminate TLS in front of it.`,
+    });
+  }
+  if (config.destinations.allowPrivate) {
+    warnings.push({
+      level: "warn",
+      message:
+        "ALLOW_PRIVATE_DESTINATIONS=true: deliveries may reach loopback, private and link-local addresses (for development; in production, allow chosen networks with DESTINATION_ALLOWLIST).",
+    });
+  }
+  return warnings;
+}
