@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { Metadata, Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import { listenGrpc } from "@httpqueue/testkit";
 import { WebhookServiceService, type WebhookServiceServer } from "@httpqueue/sdk";
 import { closedPort, runCli } from "./helpers.js";
 
@@ -154,13 +155,7 @@ describe("webhookctl against a server that requires a token", () => {
       },
     };
     server.addService(WebhookServiceService, handlers);
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => {
-        if (err) reject(err);
-        else resolve(p);
-      });
-    });
-    address = `127.0.0.1:${port}`;
+    address = await listenGrpc(server);
   });
   after(() => {
     server.forceShutdown();

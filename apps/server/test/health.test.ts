@@ -3,22 +3,14 @@ import { after, before, describe, it } from "node:test";
 import type { ServerResponse } from "node:http";
 import { credentials, Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { grpcHealthV1 } from "@httpqueue/proto";
-import {
-  createTestDatabase,
-  eventually,
-  startReceiver,
-  startTcpProxy,
-  type Receiver,
-  type TcpProxy,
-  type TestDatabase,
-} from "@httpqueue/testkit";
+import { createTestDatabase, eventually, startTcpProxy, type TcpProxy } from "@httpqueue/testkit";
 import postgres from "postgres";
 import { startApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createHealthMonitor } from "../src/observability/health.js";
 import { createLogger } from "../src/observability/logger.js";
 import { freePort, httpGet, readyz, scrape } from "./helpers/http.js";
-import { createMigratedDatabase, FAST_ENV, startTestServer, type TestServer } from "./helpers/server.js";
+import { databaseAndReceivers, FAST_ENV, startTestServer, type TestServer } from "./helpers/server.js";
 
 const { HealthCheckResponse_ServingStatus: Serving } = grpcHealthV1;
 type ServingStatus = grpcHealthV1.HealthCheckResponse_ServingStatus;
@@ -68,15 +60,7 @@ const HEALTH_ENV = { HEALTH_CHECK_INTERVAL: "50ms", LOG_LEVEL: "info" };
 const DB_PASSWORD = "hunter2-never-shown";
 
 describe("health", () => {
-  let db: TestDatabase;
-  const receivers: Receiver[] = [];
-  before(async () => {
-    db = await createMigratedDatabase();
-  });
-  after(async () => {
-    await Promise.all(receivers.map((r) => r.close()));
-    await db.drop();
-  });
+  const fixture = databaseAndReceivers();
 
   describe("while the database comes and goes", () => {
     let proxy: TcpProxy;
@@ -85,13 +69,13 @@ describe("health", () => {
     const lines: string[] = [];
 
     before(async () => {
-      const target = new URL(db.url);
+      const target = new URL(fixture.db.url);
       proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
-      const viaProxy = new URL(db.url);
+      const viaProxy = new URL(fixture.db.url);
       viaProxy.port = String(proxy.port);
       // Trust authentication ignores it; it is there to be kept out of answers and logs.
       viaProxy.password = DB_PASSWORD;
-      server = await startTestServer({ ...HEALTH_ENV, DATABASE_URL: viaProxy.toString() }, db, {
+      server = await startTestServer({ ...HEALTH_ENV, DATABASE_URL: viaProxy.toString() }, fixture.db, {
         write: (line) => lines.push(line),
       });
       health = healthClient(server.app.address);
@@ -166,7 +150,7 @@ describe("health", () => {
   });
 
   it("fails the worker check once the worker stops", async () => {
-    const sql = postgres(db.url, { max: 1, onnotice: () => undefined });
+    const sql = postgres(fixture.db.url, { max: 1, onnotice: () => undefined });
     let stopWorker!: () => void;
     const monitor = createHealthMonitor({
       pingDatabase: async () => {
@@ -227,12 +211,11 @@ describe("health", () => {
 
   it("while stopping: readiness fails, Watch calls hear NOT_SERVING and end, running deliveries finish", async () => {
     let held: ServerResponse | undefined;
-    const receiver = await startReceiver((_req, _i, res) => {
+    const receiver = await fixture.receiver((_req, _i, res) => {
       held = res;
       return "hang";
     });
-    receivers.push(receiver);
-    const server = await startTestServer({ ...HEALTH_ENV, LOG_LEVEL: "silent" }, db);
+    const server = await startTestServer({ ...HEALTH_ENV, LOG_LEVEL: "silent" }, fixture.db);
     const health = healthClient(server.app.address);
     try {
       await server.client.registerWebhook({ namespace: "health", event: "stop", url: receiver.url });
@@ -252,7 +235,7 @@ describe("health", () => {
 
       held?.writeHead(200).end("ok");
       await stopping;
-      const [row] = await db.sql<{ status: string }[]>`
+      const [row] = await fixture.db.sql<{ status: string }[]>`
         select d.status from webhook_deliveries d join webhook_registrations w on w.id = d.webhook_id
         where w.namespace = 'health' and w.event = 'stop'`;
       assert.equal(row?.status, "succeeded");

@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
 import { createServer, type AddressInfo } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { Code, createClient, DeliveryStatus, HttpQueueError } from "@httpqueue/sdk";
 import postgres from "postgres";
 import { migrateDatabase } from "../src/db/migrate.js";
 import { createLogger } from "../src/observability/logger.js";
+import { ADMIN_URL, databaseUrl, eventually, startTcpProxy } from "@httpqueue/testkit";
 import {
-  ADMIN_URL,
-  databaseUrl,
-  eventually,
-  type Receiver,
-  startReceiver,
-  startTcpProxy,
-  type TestDatabase,
-} from "@httpqueue/testkit";
-import {
-  createMigratedDatabase,
+  databaseAndReceivers,
   runServerToExit,
   spawnServer,
   startTestServer,
@@ -24,20 +16,11 @@ import {
 import { httpGet, readyz, scrape } from "./helpers/http.js";
 
 describe("lifecycle", () => {
-  let db: TestDatabase;
-  const receivers: Receiver[] = [];
-  before(async () => {
-    db = await createMigratedDatabase();
-  });
-  after(async () => {
-    await Promise.all(receivers.map((r) => r.close()));
-    await db.drop();
-  });
+  const fixture = databaseAndReceivers();
 
   it("SIGTERM stops taking calls, lets the running delivery finish and exits 0", async () => {
-    const receiver = await startReceiver(() => ({ status: 200, delayMs: 1500 }));
-    receivers.push(receiver);
-    const proc = await spawnServer({ DATABASE_URL: db.url });
+    const receiver = await fixture.receiver(() => ({ status: 200, delayMs: 1500 }));
+    const proc = await spawnServer({ DATABASE_URL: fixture.db.url });
     const client = createClient({ address: proc.address });
     await client.registerWebhook({ namespace: "term", event: "slow", url: receiver.url });
     const { eventId } = await client.pushEvent({ namespace: "term", event: "slow", payload: "{}" });
@@ -48,13 +31,13 @@ describe("lifecycle", () => {
     assert.match(proc.output(), /shutting down/);
     client.close();
 
-    const [row] = await db.sql<{ status: string; attempt_count: number }[]>`
+    const [row] = await fixture.db.sql<{ status: string; attempt_count: number }[]>`
       select status, attempt_count from webhook_deliveries where event_id = ${eventId}`;
     assert.deepEqual({ ...row }, { status: "succeeded", attempt_count: 1 });
   });
 
   it("a bad setting stops the server at start with a message naming the variable", async () => {
-    const base = { DATABASE_URL: db.url };
+    const base = { DATABASE_URL: fixture.db.url };
     const cases: [Record<string, string>, RegExp][] = [
       [{ DATABASE_URL: "mysql://x" }, /DATABASE_URL must be a postgres:\/\//],
       [{ ...base, GRPC_PORT: "http" }, /GRPC_PORT must be a whole number/],
@@ -92,7 +75,7 @@ describe("lifecycle", () => {
   });
 
   it("the built server says where its health and metrics endpoints are, and serves them", async () => {
-    const proc = await spawnServer({ DATABASE_URL: db.url });
+    const proc = await spawnServer({ DATABASE_URL: fixture.db.url });
     try {
       const httpAddress = /"httpAddress":"([^"]+)"/.exec(proc.output())?.[1];
       assert.ok(httpAddress, proc.output());
@@ -110,7 +93,11 @@ describe("lifecycle", () => {
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
     const { port } = taken.address() as AddressInfo;
     try {
-      const { code, output } = await runServerToExit({ DATABASE_URL: db.url, GRPC_PORT: "0", HTTP_PORT: String(port) });
+      const { code, output } = await runServerToExit({
+        DATABASE_URL: fixture.db.url,
+        GRPC_PORT: "0",
+        HTTP_PORT: String(port),
+      });
       assert.equal(code, 1);
       assert.match(output, /could not start/);
       assert.match(output, new RegExp(`EADDRINUSE.*127\\.0\\.0\\.1:${port}`));
@@ -144,13 +131,12 @@ describe("lifecycle", () => {
   });
 
   it("answers UNAVAILABLE while the database is unreachable, and recovers when it returns", async () => {
-    const target = new URL(db.url);
+    const target = new URL(fixture.db.url);
     const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
-    const viaProxy = new URL(db.url);
+    const viaProxy = new URL(fixture.db.url);
     viaProxy.port = String(proxy.port);
-    const receiver = await startReceiver();
-    receivers.push(receiver);
-    const server = await startTestServer({ DATABASE_URL: viaProxy.toString(), DATABASE_POOL_SIZE: "2" }, db);
+    const receiver = await fixture.receiver();
+    const server = await startTestServer({ DATABASE_URL: viaProxy.toString(), DATABASE_POOL_SIZE: "2" }, fixture.db);
     try {
       await server.client.registerWebhook({ namespace: "outage", event: "e", url: receiver.url });
       await proxy.cut();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import { Server, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import { listenGrpc } from "@httpqueue/testkit";
 import {
   DeliveryStatus,
   WebhookServiceService,
@@ -99,13 +100,7 @@ describe("client", () => {
       },
     };
     server.addService(WebhookServiceService, handlers);
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => {
-        if (err) reject(err);
-        else resolve(p);
-      });
-    });
-    address = `127.0.0.1:${port}`;
+    address = await listenGrpc(server);
   });
   after(() => {
     server.forceShutdown();

@@ -3,9 +3,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, DeliveryStatus, type Delivery, type HttpQueueClient } from "@httpqueue/sdk";
+import { after, before } from "node:test";
 import {
   createTestDatabase,
   eventually,
+  startReceiver,
+  type Receiver,
+  type Responder,
   runToExit,
   spawnServer as spawn,
   type ServerProcess,
@@ -125,4 +129,35 @@ export function waitForDelivery(
     timeoutMs,
     `a delivery of event ${eventId} in status ${status === "final" ? "final" : DeliveryStatus[status]}`,
   );
+}
+
+/**
+ * For a describe block: a migrated database of its own (`fixture.db`, ready in
+ * the tests) and receivers started with `fixture.receiver()`, all cleaned up
+ * after the block.
+ */
+export function databaseAndReceivers(): {
+  readonly db: TestDatabase;
+  receiver(respond?: Responder): Promise<Receiver>;
+} {
+  let db: TestDatabase | undefined;
+  const receivers: Receiver[] = [];
+  before(async () => {
+    db = await createMigratedDatabase();
+  });
+  after(async () => {
+    await Promise.all(receivers.map((r) => r.close()));
+    await db?.drop();
+  });
+  return {
+    get db() {
+      if (!db) throw new Error("the database exists once the before hook has run");
+      return db;
+    },
+    async receiver(respond) {
+      const receiver = await startReceiver(respond);
+      receivers.push(receiver);
+      return receiver;
+    },
+  };
 }
