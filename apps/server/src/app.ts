@@ -128,7 +128,14 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.
       "grpc.max_receive_message_length": config.maxPayloadBytes + 1024 * 1024,
-      interceptors: config.apiTokens.length > 0 ? [createAuthInterceptor(config.apiTokens, logger)] : [],
+      interceptors:
+        config.apiTokens.length > 0
+          ? [
+              createAuthInterceptor(config.apiTokens, logger, (path) => {
+                metrics.rpcRefused(path);
+              }),
+            ]
+          : [],
     });
     server.addService(WebhookServiceService, createWebhookService({ db, config, logger, metrics }));
     // Health and reflection are services apart from the API: an auth interceptor can let them through.

@@ -15,7 +15,12 @@ const PUBLIC_SERVICES = [
  * later is protected too. Tokens are compared in constant time (as SHA-256
  * digests, so their lengths leak nothing either) and never logged.
  */
-export function createAuthInterceptor(tokens: readonly string[], logger: Logger): ServerInterceptor {
+export function createAuthInterceptor(
+  tokens: readonly string[],
+  logger: Logger,
+  /** Told of every refused call, by its full method path ("/package.Service/Method"). */
+  onRefused: (path: string) => void = () => undefined,
+): ServerInterceptor {
   const digests = tokens.map(digest);
   const log = logger.child({ component: "api" });
 
@@ -46,6 +51,7 @@ export function createAuthInterceptor(tokens: readonly string[], logger: Logger)
               return;
             }
             log.info({ rpc: methodDescriptor.path, code: "UNAUTHENTICATED", peer: call.getPeer() }, "rpc refused");
+            onRefused(methodDescriptor.path);
             call.sendStatus({ code: status.UNAUTHENTICATED, details: problem });
           },
         });

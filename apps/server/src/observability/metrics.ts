@@ -1,3 +1,4 @@
+import { WebhookServiceService } from "@httpqueue/proto";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { DatabaseStats } from "../db/stats.js";
 import type { Readiness } from "./health.js";
@@ -30,6 +31,8 @@ export interface Metrics {
   rpcStarted(method: string): void;
   /** It finished with `code` (a grpc status name) after `seconds`. */
   rpcHandled(method: string, code: string, seconds: number): void;
+  /** A call ("/package.Service/Method") was refused for want of a valid token, before any handler ran. */
+  rpcRefused(path: string): void;
   eventPushed(namespace: string, event: string, duplicate: boolean): void;
   webhookRegistered(): void;
   /** A delivery reached `outcome` (for "retrying": an attempt failed and another is scheduled). */
@@ -55,6 +58,10 @@ export function attemptResult(statusCode: number | undefined, timedOut: boolean,
 }
 
 const RPC_SERVICE = "httpqueue.v1.WebhookService";
+/** "/httpqueue.v1.WebhookService/PushEvent" → "PushEvent", for every method of the API. */
+const API_METHODS = new Map<string, string>(
+  Object.values(WebhookServiceService).map((d) => [d.path, d.path.slice(d.path.lastIndexOf("/") + 1)]),
+);
 const QUEUE_STATES = ["pending", "scheduled", "locked", "failed"] as const;
 
 export function createMetrics(options: MetricsOptions): Metrics {
@@ -202,6 +209,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const labels = { grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method };
       rpcHandled.inc({ ...labels, grpc_code: code });
       rpcSeconds.observe(labels, seconds);
+    },
+    rpcRefused(path) {
+      // Only the API's own methods: the label set stays bounded.
+      const method = API_METHODS.get(path);
+      if (method === undefined) return;
+      const labels = { grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method };
+      rpcStarted.inc(labels);
+      rpcHandled.inc({ ...labels, grpc_code: "UNAUTHENTICATED" });
     },
     eventPushed(namespace, event, duplicate) {
       if (duplicate) eventsDeduplicated.inc();
