@@ -27,7 +27,10 @@ export interface BatcherOptions<I, O> {
   /** Size of an item (e.g. bytes of payload); a batch holds at most `maxBatchWeight`, and always one item. */
   weight?: (item: I) => number;
   maxBatchWeight?: number;
-  /** Items with the same key never share a batch (the later one waits for the next). */
+  /**
+   * Items with the same key never share a batch nor run at the same time: the
+   * later one waits until the earlier one's batch finished.
+   */
   key?: (item: I) => string;
 }
 
@@ -45,8 +48,10 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
   const queue: Pending<I, O>[] = [];
   let running = 0;
   let scheduled = false;
+  /** Keys of the items in running batches. */
+  const busy = new Set<string>();
 
-  /** Takes the next batch off the queue. */
+  /** Takes the next batch off the queue (empty when every queued item waits for a busy key). */
   function take(): Pending<I, O>[] {
     const batch: Pending<I, O>[] = [];
     const keys = new Set<string>();
@@ -58,7 +63,7 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
       if (batch.length > 0 && options.maxBatchWeight !== undefined && weight + w > options.maxBatchWeight) break;
       queue.shift();
       const key = options.key?.(next.item);
-      if (key !== undefined && keys.has(key)) {
+      if (key !== undefined && (keys.has(key) || busy.has(key))) {
         skipped.push(next);
         continue;
       }
@@ -67,6 +72,7 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
       batch.push(next);
     }
     queue.unshift(...skipped);
+    for (const key of keys) busy.add(key);
     return batch;
   }
 
@@ -99,9 +105,12 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
     scheduled = false;
     while (running < options.maxConcurrent && queue.length > 0) {
       const batch = take();
+      // Everything queued waits for a running batch, which pumps again when it ends.
+      if (batch.length === 0) return;
       running++;
       void runBatch(batch).finally(() => {
         running--;
+        if (options.key) for (const p of batch) busy.delete(options.key(p.item));
         schedule();
       });
     }
