@@ -70,12 +70,22 @@ function push(target: PushTarget, client: HttpQueueClient, seq: number, startedA
   );
 }
 
-/** `inFlight` calls at a time on each client, a new one as soon as one is answered, until `until`. */
-export async function closedLoop(target: PushTarget, inFlight: number, until: number): Promise<PushRecord> {
+/**
+ * `inFlight` calls at a time on each client, a new one as soon as one is
+ * answered, until `until`. `gate`, when given, is awaited before each call.
+ */
+export async function closedLoop(
+  target: PushTarget,
+  inFlight: number,
+  until: number,
+  gate?: () => Promise<void>,
+): Promise<PushRecord> {
   const record = newRecord();
   let seq = target.firstSeq;
   const loop = async (client: HttpQueueClient) => {
     while (now() < until) {
+      if (gate) await gate();
+      if (now() >= until) break;
       const s = seq++;
       await push(target, client, s, now(), record);
     }

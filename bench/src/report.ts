@@ -15,6 +15,8 @@ export interface ResultsFile {
   figures: Summary["figures"];
   ratios: Summary["ratios"];
   targets: Summary["targets"];
+  /** Scenarios that failed (their figures are missing from that run). */
+  failures: { run: number; scenario: string; error: string }[];
   /** Per run: the figures, and each scenario's full result. */
   runs: { values: Record<string, number>; details: Record<string, unknown> }[];
 }

@@ -417,23 +417,22 @@ async function seedEvents(db: BenchDatabase, event: string, count: number, pad: 
 }
 
 export interface SteadyResult extends DeliveryResult {
-  /** Events offered per second, and deliveries that asks for. */
-  offeredEvents: number;
-  offeredDeliveries: number;
-  /** PushEvent calls answered per second. */
+  /** PushEvent calls answered per second within the window. */
   pushed: number;
 }
 
 /**
- * Events for `fanout` webhooks pushed at a steady `eventsPerSecond` (open
- * loop) while the server delivers. Deliveries received per second in the
- * window.
+ * Events for `fanout` webhooks pushed continuously while the server delivers
+ * them: closed-loop pushes, held back whenever more than `maxOutstanding`
+ * deliveries are pushed but not received. Push rate and delivery rate settle
+ * where ingest and delivery, sharing the machine, keep up with each other.
+ * Deliveries received per second in the window.
  */
 export function steady(
   ctx: ScenarioContext,
-  options: { eventsPerSecond: number; fanout: number },
+  options: { fanout: number; maxOutstanding: number },
 ): Promise<SteadyResult> {
-  const { fanout, eventsPerSecond } = options;
+  const { fanout, maxOutstanding } = options;
   const event = `steady${fanout}`;
   return withService(ctx, `steady${fanout}`, "warn", async (running) => {
     const [first] = running.clients;
@@ -448,23 +447,36 @@ export function steady(
       payload: ctx.payload,
       firstSeq: 0,
     };
-    const start = now() + 50;
+    const start = now();
     const from = start + ctx.warmupMs;
     const to = from + ctx.windowMs;
+    // Received so far, polled from the receiver while the pushes run.
+    let received = 0;
+    let started = 0;
+    const pushing = new AbortController();
+    const poller = (async () => {
+      while (!pushing.signal.aborted) {
+        received = await ctx.receiver.count();
+        await sleep(5);
+      }
+    })();
+    const gate = async () => {
+      while (started * fanout - received > maxOutstanding && now() < to) await sleep(2);
+      started++;
+    };
     const marks = markAt(m, from, to);
-    // At most a second's worth outstanding: past that the server is not keeping up with pushes.
-    const record = await openLoop(target, eventsPerSecond, start, to, Math.max(100, eventsPerSecond));
+    const record = await closedLoop(target, ctx.inFlightPerChannel, to, gate).finally(() => {
+      pushing.abort();
+    });
+    await poller;
     const [a, b] = await marks;
     if (record.errors > 0) throw new Error(`${record.errors} PushEvent calls failed: ${record.firstError}`);
     const { times } = await ctx.receiver.take();
     let delivered = 0;
     for (const t of times) if (t >= from && t < to) delivered++;
-    const rate = (delivered * 1000) / ctx.windowMs;
     return {
-      rate,
+      rate: (delivered * 1000) / ctx.windowMs,
       deliveries: delivered,
-      offeredEvents: eventsPerSecond,
-      offeredDeliveries: eventsPerSecond * fanout,
       pushed: answeredRate(record, from, to),
       perDelivery: perUnit(m.cost(a, b), delivered),
     };

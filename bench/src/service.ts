@@ -2,7 +2,7 @@
 // in the environment, in a process of its own.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { createConnection, createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { request } from "undici";
 import { sleep } from "./clock.js";
@@ -31,12 +31,30 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => {
+      resolve(false);
+    });
+  });
+}
+
 /** A port nobody listens on right now. */
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }
 
@@ -53,11 +71,27 @@ const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
 
 /**
- * Starts the server and waits until /readyz says it is ready. The ports are
+ * Starts the server and waits until /readyz says it is ready and the gRPC
+ * port accepts connections. The ports are
  * chosen here rather than left to GRPC_PORT=0: at LOG_LEVEL=warn the server
  * does not log the line that says where it listens.
  */
 export async function startService(options: ServiceOptions): Promise<Service> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      // Another program took a port between our check and the server's bind: new ports.
+      if (!(err instanceof PortTakenError) || attempt === 3) throw err;
+    }
+  }
+}
+
+class PortTakenError extends Error {
+  override name = "PortTakenError";
+}
+
+async function startOnce(options: ServiceOptions): Promise<Service> {
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "",
@@ -92,7 +126,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (exitCode !== undefined) throw new Error(`the server exited (${exitCode}) while starting:\n${tail}`);
+    if (exitCode !== undefined) {
+      const message = `the server exited (${exitCode}) while starting:\n${tail}`;
+      throw tail.includes("EADDRINUSE") ? new PortTakenError(message) : new Error(message);
+    }
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`the server was not ready within ${START_TIMEOUT_MS / 1000}s:\n${tail}`);
@@ -100,7 +137,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     try {
       const res = await request(`http://127.0.0.1:${httpPort}/readyz`);
       await res.body.dump();
-      if (res.statusCode === 200) break;
+      // Ready can come a moment before the gRPC port is bound.
+      if (res.statusCode === 200 && (await accepts(grpcPort))) break;
     } catch {
       // Not listening yet.
     }
