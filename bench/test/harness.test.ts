@@ -16,7 +16,11 @@ function bench(args: string[]): Promise<{ code: number | null; stdout: string; s
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => { resolve({ code, stdout, stderr }); }));
+  return new Promise((resolve) =>
+    child.on("exit", (code) => {
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 describe("the benchmark harness", () => {
