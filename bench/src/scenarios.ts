@@ -371,8 +371,12 @@ export function backlog(
       firstAt = Math.min(firstAt, t);
       lastAt = Math.max(lastAt, t);
     }
-    // Commits once the server is gone: its backends report everything when they exit.
+    // Commits once the server is gone: its backends report everything as they exit.
     await running.service.stop();
+    const gone = now() + 10_000;
+    while ((await backendPids(running.db.sql, running.db.name, BENCH_APPLICATION_NAME)).length > 0 && now() < gone) {
+      await sleep(20);
+    }
     const counters = await databaseCounters(running.db.sql, running.db.name);
     const [row] = await running.db.sql<{ n: number }[]>`
       select count(*)::int as n from webhook_deliveries where status <> 'succeeded'`;

@@ -15,7 +15,7 @@ export const JOB_MAX_ATTEMPTS = 25;
  * and PostgreSQL commits transactions that NOTIFY (as queueing a job does)
  * one at a time. See db/batcher.ts.
  */
-const MAX_FANOUT_BATCH = 200;
+const MAX_FANOUT_BATCH = 64;
 const MAX_CONCURRENT_FANOUTS = 2;
 
 const fanOutBatchers = new WeakMap<Db, Batcher<FanOutItem, number>>();

@@ -1,6 +1,6 @@
 import type { JobHelpers } from "graphile-worker";
-import type { Db } from "../db/client.js";
 import { loadDelivery, recordAttempt, type LoadedDelivery } from "../db/attempts.js";
+import type { Db } from "../db/client.js";
 import { closeDelivery } from "../db/deliveries.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
