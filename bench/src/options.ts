@@ -19,7 +19,7 @@ export const SCENARIOS = [
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Left out of --quick: references and variants that the headline figures do not need. */
-const NOT_QUICK: readonly Scenario[] = ["graphile-noop", "backlog-info", "steady-fanout"];
+const NOT_QUICK: readonly Scenario[] = ["graphile-noop", "ingest-info", "backlog-info", "steady-fanout"];
 
 export interface BenchOptions {
   mode: "quick" | "full";
