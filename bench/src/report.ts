@@ -55,7 +55,8 @@ export function renderTable(
     const label = def.label
       .replace("fan-out to N", `fan-out to ${options.fanout}`)
       .replace("at the target rate", `at ${options.ingestRate}/s offered`)
-      .replace("push → receipt", `push → receipt at ${options.e2eRate}/s,`);
+      .replace("push → receipt", `push → receipt at ${options.e2eRate}/s,`)
+      .replace("at the e2e rate", `at ${options.e2eRate}/s`);
     figures.push([
       label,
       formatNumber(fig.median, fig.decimals),

@@ -230,6 +230,9 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
           values["e2e.max_ms"] = r.maxMs;
           values["e2e.lost"] = r.lost;
           values["e2e.push_p99_ms"] = r.pushP99Ms;
+          values["e2e.server_cpu_ms"] = r.perEvent.serverCpuMs;
+          values["e2e.postgres_cpu_ms"] = r.perEvent.postgresCpuMs;
+          values["e2e.machine_busy"] = r.perEvent.machineBusy * 100;
         },
       }),
       backlog: step(backlogStep("backlog", 1, "warn", "backlog")),
@@ -271,7 +274,7 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
 
     const summary = summarise(
       runs.map((r) => r.values),
-      targets(options.ingestRate),
+      targets(options.ingestRate, options.e2eRate),
     );
     const { databaseUrl: _url, outDir: _out, ...settings } = options;
     return {

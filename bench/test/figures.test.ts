@@ -25,13 +25,13 @@ describe("figures", () => {
       { "baseline.post_loop": 4_000, "backlog.rate": 2_200, "e2e.p50_ms": 14, "e2e.p99_ms": 90 },
       { "baseline.post_loop": 4_000, "backlog.rate": 2_000, "e2e.p50_ms": 18, "e2e.p99_ms": 100 },
     ];
-    const byId = Object.fromEntries(summarise(runs, targets(2000)).targets.map((t) => [t.id, t]));
+    const byId = Object.fromEntries(summarise(runs, targets(2000, 500)).targets.map((t) => [t.id, t]));
     assert.equal(byId.deliveries?.met, true, "0.55 of (a) ≥ 0.5");
     assert.equal(byId.e2e?.met, true, "p50 14 ≤ 20, p99 100 ≤ 150");
     assert.deepEqual(byId.e2e.values, { "e2e.p50_ms": 14, "e2e.p99_ms": 100 });
     assert.equal(byId.ingest?.met, null, "no ingest figures: not judged");
 
     const slow = runs.map((r) => ({ ...r, "backlog.rate": 1_000 }));
-    assert.equal(summarise(slow, targets(2000)).targets.find((t) => t.id === "deliveries")?.met, false);
+    assert.equal(summarise(slow, targets(2000, 500)).targets.find((t) => t.id === "deliveries")?.met, false);
   });
 });
