@@ -50,15 +50,20 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     select x.ord, x.event_id, x.max_attempts
     from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, event_id uuid, max_attempts int)
   ), inserted as (
-    -- Lateral lookups: by primary key and by the fan-out index, whatever the
-    -- planner guesses of the input's size.
+    -- One lookup per input row, by primary key, then by the fan-out index:
+    -- the planner guesses 100 input rows whatever the batch holds, and would
+    -- rather scan a small table whole. OFFSET 0 keeps it from flattening the
+    -- lateral subqueries into such joins.
     insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts)
     select w.id, e.id, input.max_attempts
     from input
-    cross join lateral (select id, namespace, event from ${eventRecords} where id = input.event_id) e
+    cross join lateral (
+      select id, namespace, event from ${eventRecords} where id = input.event_id offset 0
+    ) e
     cross join lateral (
       select id from ${webhookRegistrations} w
       where w.namespace = e.namespace and w.event = e.event and w.active and w.deleted_at is null
+      offset 0
     ) w
     order by input.ord, w.id
     on conflict (event_id, webhook_id) do nothing
