@@ -113,12 +113,12 @@ function meter(running: Running, receiver: BenchReceiver) {
     /** CPU of the server, receiver, load and the backends known so far. */
     cpu: (at = now()) => snapshotCpu([...fixed, ...backends], at),
     async mark(): Promise<Mark> {
+      backends = await backendPids(running.db.sql, running.db.name, BENCH_APPLICATION_NAME);
       const cpu = snapshotCpu([...fixed, ...backends], now());
       const counters = await databaseCounters(running.db.sql, running.db.name);
-      backends = await backendPids(running.db.sql, running.db.name, BENCH_APPLICATION_NAME);
       return { cpu, counters, backends };
     },
-    /** Also reads the CPU of backends first seen at `b`: the mark before read them at `a`. */
+    /** A backend that connected after `a` counts in full: all its CPU is in between. */
     cost(a: Mark, b: Mark, counters: DatabaseCounters = b.counters): Cost {
       const pg = new Set([...a.backends, ...b.backends]);
       return {
@@ -201,7 +201,6 @@ export function ingestClosedLoop(ctx: ScenarioContext, logLevel: "warn" | "info"
 
 /** Marks at `from` and at `to`, while the load runs. */
 async function markAt(m: ReturnType<typeof meter>, from: number, to: number): Promise<[Mark, Mark]> {
-  await m.mark(); // learns the backends' pids, so that the next mark reads their CPU
   await sleep(from - now());
   const a = await m.mark();
   await sleep(to - now());
@@ -355,7 +354,6 @@ export function backlog(
     await registerWebhooks(first, ctx.receiver, event, fanout);
     await ctx.receiver.reset();
     const m = meter(running, ctx.receiver);
-    await m.mark();
     const before = await m.mark();
     const start = await seedEvents(running.db, event, events, ctx.payloadPad);
     const atStart = { ...before, cpu: m.cpu(start) };
