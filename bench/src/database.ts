@@ -72,7 +72,7 @@ export function databaseAdmin(adminUrl: string): DatabaseAdmin {
     },
     async serverInfo() {
       const rows = await admin<{ name: string; setting: string }[]>`
-        select name, setting || coalesce(unit, '') as setting from pg_settings
+        select name, current_setting(name) as setting from pg_settings
         where name in ('server_version', 'synchronous_commit', 'fsync', 'wal_sync_method', 'shared_buffers',
                        'max_connections', 'commit_delay', 'wal_level')`;
       return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
