@@ -10,15 +10,10 @@ import { describeMachine } from "./machine.js";
 import type { BenchOptions, Scenario } from "./options.js";
 import { startBenchReceiver } from "./receiver.js";
 import type { ResultsFile } from "./report.js";
-import {
-  backlog,
-  endToEnd,
-  ingestClosedLoop,
-  ingestOpenLoop,
-  steady,
-  type ScenarioContext,
-  type UnitCosts,
-} from "./scenarios.js";
+import { backlog, steady } from "./delivery.js";
+import { endToEnd, ingestClosedLoop, ingestOpenLoop } from "./ingest.js";
+import type { UnitCosts } from "./meter.js";
+import type { ScenarioContext } from "./scenarios.js";
 import { startService } from "./service.js";
 
 export type Log = (line: string) => void;
