@@ -1,5 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
+import { createBatcher, type Batcher } from "./batcher.js";
 import type { Db } from "./client.js";
+import { preparedStatement } from "./prepared.js";
 import { eventRecords } from "./schema.js";
 import { FANOUT_TASK } from "../delivery/task-names.js";
 
@@ -14,38 +16,103 @@ export interface NewEvent {
   idempotencyKey: string | null;
 }
 
+export interface InsertedEvent {
+  eventId: string;
+  duplicate: boolean;
+}
+
+/**
+ * Pushes that arrive together share a statement, so that they share a commit:
+ * every statement that queues a job also sends graphile-worker's NOTIFY, and
+ * PostgreSQL commits such transactions one at a time, each with its own WAL
+ * flush. One commit for many events is what lets ingest scale.
+ */
+const MAX_BATCH_EVENTS = 500;
+const MAX_BATCH_PAYLOAD_BYTES = 4 * 1024 * 1024;
+const MAX_CONCURRENT_BATCHES = 2;
+
+const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
+
 /**
  * Stores the event and queues its fan-out job in one statement, so that the
- * event is never stored without its job nor the job queued without its event.
- * With an idempotency key already used in the namespace, stores nothing and
- * returns the first event's id.
+ * event is never stored without its job nor the job queued without its event;
+ * resolves once that statement committed. Concurrent calls share the
+ * statement (see `storeEvents`). With an idempotency key already used in the
+ * namespace, stores nothing and returns the first event's id.
  */
-export async function insertEvent(db: Db, input: NewEvent): Promise<{ eventId: string; duplicate: boolean }> {
-  const e = eventRecords;
-  const inserted = await db.execute<{ id: string }>(sql`
-    with inserted as (
-      insert into ${e} (namespace, event, payload, ttl_seconds, metadata, idempotency_key, expires_at)
-      values (
-        ${input.namespace}, ${input.event}, ${input.payload}, ${input.ttlSeconds},
-        ${JSON.stringify(input.metadata)}::jsonb, ${input.idempotencyKey},
-        now() + make_interval(secs => ${input.ttlSeconds}::int)
-      )
-      on conflict (namespace, idempotency_key) where idempotency_key is not null do nothing
-      returning id
-    )
-    select id, graphile_worker.add_job(${FANOUT_TASK}::text, json_build_object('eventId', id)) is not null as queued
-    from inserted
-  `);
-  const first = inserted[0];
-  if (first) return { eventId: first.id, duplicate: false };
+export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEvent> {
+  let batcher = batchers.get(db);
+  if (!batcher) {
+    batcher = createBatcher({
+      run: (inputs) => storeEvents(db, inputs),
+      maxBatchSize: MAX_BATCH_EVENTS,
+      maxConcurrent: MAX_CONCURRENT_BATCHES,
+      weight: (e) => e.payload.length,
+      maxBatchWeight: MAX_BATCH_PAYLOAD_BYTES,
+    });
+    batchers.set(db, batcher);
+  }
+  const id = await batcher.add(input);
+  if (id !== null) return { eventId: id, duplicate: false };
   if (input.idempotencyKey === null) throw new Error("event insert returned no row");
-  // The key was used before (or by a push that committed while we waited on it).
+  // The key was used before (by an earlier push, one in the same statement, or
+  // one that committed while we waited on it).
+  const e = eventRecords;
   const [existing] = await db
     .select({ id: e.id })
     .from(e)
     .where(and(eq(e.namespace, input.namespace), eq(e.idempotencyKey, input.idempotencyKey)));
   if (!existing) throw new Error("idempotency key conflict without a stored event");
   return { eventId: existing.id, duplicate: true };
+}
+
+// Ids are made in `input` (materialised: it is read twice) so that each
+// stored row can be matched with the event it came from.
+const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql`
+  with input as (
+    select x.ord, uuidv7() as id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(
+      ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text
+    )
+  ), inserted as (
+    insert into ${eventRecords} (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, expires_at)
+    select id, namespace, event, payload, ttl_seconds, metadata, idempotency_key,
+      now() + make_interval(secs => ttl_seconds)
+    from input
+    order by ord
+    on conflict (namespace, idempotency_key) where idempotency_key is not null do nothing
+    returning id
+  ), jobs as (
+    select graphile_worker.add_jobs(array_agg(
+      (${FANOUT_TASK}::text, json_build_object('eventId', id), null, null, null, null, null, null)::graphile_worker.job_spec
+      order by id
+    ))
+    from inserted
+    having count(*) > 0
+  )
+  select input.ord, inserted.id, (select count(*) from jobs)::int as queued
+  from input left join inserted on inserted.id = input.id
+  order by input.ord
+`);
+
+/**
+ * Stores the events and queues their fan-out jobs in one statement (one
+ * commit, one NOTIFY). Returns each event's id, or null for one not stored
+ * because its idempotency key was taken, in the given order; of two events
+ * with the same key, the first is stored.
+ */
+export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(string | null)[]> {
+  const input = inputs.map((e, ord) => ({
+    ord,
+    namespace: e.namespace,
+    event: e.event,
+    payload: e.payload,
+    ttl_seconds: e.ttlSeconds,
+    metadata: e.metadata,
+    idempotency_key: e.idempotencyKey,
+  }));
+  const rows = await storeStatement(db, { input: JSON.stringify(input) });
+  return rows.map((row) => row.id);
 }
 
 export async function findEvent(db: Db, id: string): Promise<EventRow | undefined> {

@@ -1,6 +1,7 @@
 import type { JobHelpers } from "graphile-worker";
+import { loadDelivery, recordAttempt, type LoadedDelivery } from "../db/attempts.js";
 import type { Db } from "../db/client.js";
-import { closeDelivery, loadDelivery, recordAttempt, type LoadedDelivery } from "../db/deliveries.js";
+import { closeDelivery } from "../db/deliveries.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";

@@ -1,0 +1,173 @@
+// Delivery throughput: draining a backlog, and delivering while events are
+// pushed continuously.
+import { FANOUT_TASK } from "@httpqueue/server/dist/delivery/task-names.js";
+import { now, sleep } from "./clock.js";
+import { BENCH_APPLICATION_NAME, type BenchDatabase } from "./database.js";
+import { answeredRate, closedLoop, type PushTarget } from "./load.js";
+import { markAt, meter, perUnit, type UnitCosts } from "./meter.js";
+import { backendPids, databaseCounters } from "./probes.js";
+import { NAMESPACE, registerWebhooks, withService, type ScenarioContext } from "./scenarios.js";
+
+export interface DeliveryResult {
+  /** Deliveries completed per second. */
+  rate: number;
+  deliveries: number;
+  perDelivery: UnitCosts;
+}
+
+export interface BacklogResult extends DeliveryResult {
+  events: number;
+  /** From the commit that queued the backlog to the first and last receipt. */
+  firstReceiptSeconds: number;
+  seconds: number;
+  /** Deliveries not in SUCCEEDED once the server stopped (should be 0). */
+  notSucceeded: number;
+}
+
+/**
+ * `events` events, each for `fanout` webhooks, queued at once (one
+ * transaction, as if pushed while no worker ran); the server drains them.
+ * Deliveries per second from the commit to the last receipt.
+ */
+export function backlog(
+  ctx: ScenarioContext,
+  options: { events: number; fanout: number; logLevel: "warn" | "info"; timeoutMs: number },
+): Promise<BacklogResult> {
+  const { events, fanout } = options;
+  const event = `backlog${fanout}`;
+  return withService(ctx, `backlog${fanout}_${options.logLevel}`, options.logLevel, async (running) => {
+    const [first] = running.clients;
+    if (!first) throw new Error("no client");
+    await registerWebhooks(first, ctx.receiver, event, fanout);
+    await ctx.receiver.reset();
+    const m = meter(running, ctx.receiver);
+    const before = await m.mark();
+    const start = await seedEvents(running.db, event, events, ctx.payloadPad);
+    const atStart = { ...before, cpu: m.cpu(start) };
+    const expected = events * fanout;
+    const deadline = start + options.timeoutMs;
+    while ((await ctx.receiver.count()) < expected && now() < deadline) await sleep(10);
+    const end = await m.mark();
+    const { times } = await ctx.receiver.take();
+    if (times.length < expected) throw new Error(`only ${times.length} of ${expected} deliveries arrived in time`);
+    let firstAt = Infinity;
+    let lastAt = -Infinity;
+    for (const t of times) {
+      firstAt = Math.min(firstAt, t);
+      lastAt = Math.max(lastAt, t);
+    }
+    // Commits once the server is gone: its backends report everything as they exit.
+    await running.service.stop();
+    const gone = now() + 10_000;
+    while ((await backendPids(running.db.sql, running.db.name, BENCH_APPLICATION_NAME)).length > 0 && now() < gone) {
+      await sleep(20);
+    }
+    const counters = await databaseCounters(running.db.sql, running.db.name);
+    const [row] = await running.db.sql<{ n: number }[]>`
+      select count(*)::int as n from webhook_deliveries where status <> 'succeeded'`;
+    const seconds = (lastAt - start) / 1000;
+    const cost = m.cost(atStart, end, counters);
+    return {
+      rate: expected / seconds,
+      deliveries: expected,
+      events,
+      firstReceiptSeconds: (firstAt - start) / 1000,
+      seconds,
+      notSucceeded: row?.n ?? 0,
+      perDelivery: perUnit(cost, expected),
+    };
+  });
+}
+
+/**
+ * Stores `count` events with their fan-out jobs, as PushEvent does, in one
+ * transaction, and returns when it committed (which wakes the worker).
+ */
+async function seedEvents(db: BenchDatabase, event: string, count: number, pad: string): Promise<number> {
+  const chunk = 20_000;
+  await db.sql.begin(async (tx) => {
+    for (let from = 0; from < count; from += chunk) {
+      const to = Math.min(count, from + chunk) - 1;
+      await tx`
+        with ev as (
+          insert into event_records (namespace, event, payload, ttl_seconds, metadata, expires_at)
+          select ${NAMESPACE}, ${event}, '{"seq":' || g || ',"data":"' || ${pad}::text || '"}', 86400, '{}'::jsonb,
+            now() + interval '1 day'
+          from generate_series(${from}::int, ${to}::int) g
+          returning id
+        )
+        select count(*) from graphile_worker.add_jobs(array(
+          select (${FANOUT_TASK}, json_build_object('eventId', id), null, null, null, null, null, null)::graphile_worker.job_spec
+          from ev
+        ))`;
+    }
+  });
+  return now();
+}
+
+export interface SteadyResult extends DeliveryResult {
+  /** PushEvent calls answered per second within the window. */
+  pushed: number;
+}
+
+/**
+ * Events for `fanout` webhooks pushed continuously while the server delivers
+ * them: closed-loop pushes, held back whenever more than `maxOutstanding`
+ * deliveries are pushed but not received. Push rate and delivery rate settle
+ * where ingest and delivery, sharing the machine, keep up with each other.
+ * Deliveries received per second in the window.
+ */
+export function steady(
+  ctx: ScenarioContext,
+  options: { fanout: number; maxOutstanding: number },
+): Promise<SteadyResult> {
+  const { fanout, maxOutstanding } = options;
+  const event = `steady${fanout}`;
+  return withService(ctx, `steady${fanout}`, "warn", async (running) => {
+    const [first] = running.clients;
+    if (!first) throw new Error("no client");
+    await registerWebhooks(first, ctx.receiver, event, fanout);
+    await ctx.receiver.reset();
+    const m = meter(running, ctx.receiver);
+    const target: PushTarget = {
+      clients: running.clients,
+      namespace: NAMESPACE,
+      event,
+      payload: ctx.payload,
+      firstSeq: 0,
+    };
+    const start = now();
+    const from = start + ctx.warmupMs;
+    const to = from + ctx.windowMs;
+    // Received so far, polled from the receiver while the pushes run.
+    let received = 0;
+    let started = 0;
+    const pushing = new AbortController();
+    const poller = (async () => {
+      while (!pushing.signal.aborted) {
+        received = await ctx.receiver.count();
+        await sleep(5);
+      }
+    })();
+    const gate = async () => {
+      while (started * fanout - received > maxOutstanding && now() < to) await sleep(2);
+      started++;
+    };
+    const marks = markAt(m, from, to);
+    const record = await closedLoop(target, ctx.inFlightPerChannel, to, gate).finally(() => {
+      pushing.abort();
+    });
+    await poller;
+    const [a, b] = await marks;
+    if (record.errors > 0) throw new Error(`${record.errors} PushEvent calls failed: ${record.firstError}`);
+    const { times } = await ctx.receiver.take();
+    let delivered = 0;
+    for (const t of times) if (t >= from && t < to) delivered++;
+    return {
+      rate: (delivered * 1000) / ctx.windowMs,
+      deliveries: delivered,
+      pushed: answeredRate(record, from, to),
+      perDelivery: perUnit(m.cost(a, b), delivered),
+    };
+  });
+}
