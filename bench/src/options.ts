@@ -53,7 +53,7 @@ export const USAGE = `usage: pnpm bench [-- options]
   --only <names>       comma-separated scenarios: ${SCENARIOS.join(", ")}
   --window <s>         measurement window (default 8, quick 2.5)
   --warmup <s>         load before each window (default 2, quick 1)
-  --concurrency <n>    WORKER_CONCURRENCY, and the concurrency of baselines (a) and (b) (default 32)
+  --concurrency <n>    WORKER_CONCURRENCY, and the concurrency of baselines (a) and (b) (default 64, the server's default)
   --db-clients <n>     connections of baseline (c): the server's DATABASE_POOL_SIZE (default 10)
   --channels <n>       gRPC client channels pushing events (default 4)
   --in-flight <n>      calls in flight per channel, closed-loop ingest (default 8)
@@ -127,7 +127,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     warmupMs: positive("warmup", values.warmup, quick ? 1 : 2, false) * 1000,
     windowMs,
     backlogMs: windowMs,
-    concurrency: positive("concurrency", values.concurrency, 32),
+    concurrency: positive("concurrency", values.concurrency, 64),
     dbClients: positive("db-clients", values["db-clients"], 10),
     channels: positive("channels", values.channels, 4),
     inFlightPerChannel: positive("in-flight", values["in-flight"], 8),

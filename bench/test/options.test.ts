@@ -10,7 +10,7 @@ describe("options", () => {
     assert.equal(options.mode, "full");
     assert.equal(options.runs, 3);
     assert.deepEqual(options.scenarios, [...SCENARIOS]);
-    assert.equal(options.concurrency, 32);
+    assert.equal(options.concurrency, 64);
     assert.equal(options.dbClients, 10);
     assert.equal(options.e2eRate, 500);
     assert.equal(options.ingestRate, 2000);

@@ -122,8 +122,6 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     });
     closers.push(() => worker.stop());
     health.watchWorker(worker.done);
-    // The first result before the first probe can come: health starts out right.
-    await health.start();
 
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.
@@ -157,6 +155,10 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         } else resolve(bound);
       });
     });
+    // Only now, with the gRPC port bound, can the server be ready; the first
+    // database check completes before this returns, so health starts out right.
+    await health.start();
+
     closers.push(async () => {
       // Streams that only end when the client ends them would hold the shutdown.
       grpcHealth.endWatches();

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import { toServiceError } from "../src/api/errors.js";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";
 import { nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
@@ -211,5 +213,27 @@ describe("security settings and warnings", () => {
     assert.deepEqual(securityWarnings(secured, "127.0.0.1:50051"), []);
     const permissive = loadConfig({ ...base, API_TOKENS: "0123456789abcdef0123", ALLOW_PRIVATE_DESTINATIONS: "true" });
     assert.match(securityWarnings(permissive, "127.0.0.1:50051")[0]?.message ?? "", /ALLOW_PRIVATE_DESTINATIONS=true/);
+  });
+});
+
+describe("error mapping", () => {
+  const sqlError = (code: string) => Object.assign(new Error("from PostgreSQL"), { code });
+
+  it("maps by SQLSTATE and driver code, never by message", () => {
+    const cases: [unknown, string][] = [
+      [sqlError("40P01"), "ABORTED"], // deadlock_detected
+      [sqlError("40001"), "ABORTED"], // serialization_failure
+      [sqlError("57P01"), "UNAVAILABLE"], // admin_shutdown
+      [sqlError("08006"), "UNAVAILABLE"], // connection_failure
+      [sqlError("ECONNREFUSED"), "UNAVAILABLE"],
+      [new Error("wrapped", { cause: sqlError("40P01") }), "ABORTED"],
+      [sqlError("23505"), "INTERNAL"],
+      [new Error("deadlock detected"), "INTERNAL"],
+    ];
+    for (const [err, code] of cases) {
+      const { error } = toServiceError(err);
+      assert.equal(grpcStatus[error.code ?? grpcStatus.UNKNOWN], code, String(err));
+      if (code === "INTERNAL") assert.equal(error.details, "internal error");
+    }
   });
 });

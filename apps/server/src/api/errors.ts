@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { isDatabaseUnavailable } from "../db/errors.js";
+import { isConcurrencyConflict, isDatabaseUnavailable } from "../db/errors.js";
 
 /** An error meant for the caller: its code and message go on the wire as they are. */
 export class ApiError extends Error {
@@ -19,14 +19,22 @@ export const notFound = (message: string) => new ApiError(status.NOT_FOUND, mess
 
 /**
  * The one place where an error becomes a gRPC status. ApiErrors keep their
- * code and message; a database that cannot be reached is UNAVAILABLE; anything
- * else is INTERNAL with a generic message (the details go to the log).
+ * code and message; a database that cannot be reached is UNAVAILABLE; a
+ * transaction that lost a race with a concurrent one (a deadlock) is ABORTED,
+ * changed nothing and can be retried; anything else is INTERNAL with a
+ * generic message (the details go to the log).
  */
 export function toServiceError(err: unknown): { error: Partial<ServiceError>; unexpected: boolean } {
   if (err instanceof ApiError) return { error: serviceError(err.code, err.message), unexpected: false };
   if (isDatabaseUnavailable(err)) {
     return {
       error: serviceError(status.UNAVAILABLE, "the database is unavailable; try again later"),
+      unexpected: true,
+    };
+  }
+  if (isConcurrencyConflict(err)) {
+    return {
+      error: serviceError(status.ABORTED, "a concurrent change conflicted with this one; nothing was changed: retry"),
       unexpected: true,
     };
   }

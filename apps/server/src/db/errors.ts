@@ -62,3 +62,9 @@ export function loggableError(err: unknown): Record<string, unknown> {
   }
   return out;
 }
+
+/** A deadlock or serialization failure: the transaction was rolled back and can simply run again. */
+export function isConcurrencyConflict(err: unknown): boolean {
+  const code = codeOf(rootCause(err));
+  return code === "40P01" || code === "40001";
+}
