@@ -61,7 +61,7 @@ export const USAGE = `usage: pnpm bench [-- options]
   --ingest-rate <n>    offered PushEvent rate of the ingest target check (default 2000)
   --e2e-rate <n>       offered event rate of the end-to-end latency figure (default 500)
   --fanout <n>         webhooks per event in the fan-out figures (default 10)
-  --database-url <u>   PostgreSQL to create databases in (BENCH_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres)
+  --database-url <u>   PostgreSQL to create databases in (BENCH_DATABASE_URL, else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres)
   --out <dir>          where results/<timestamp>.json goes (default bench/results)
   --cpu-prof           also write a CPU profile of every server started (node --cpu-prof) next to the results
 `;
@@ -135,7 +135,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     ingestRate: positive("ingest-rate", values["ingest-rate"], 2000),
     e2eRate: positive("e2e-rate", values["e2e-rate"], 500),
     fanout: positive("fanout", values.fanout, 10),
-    databaseUrl: values["database-url"] ?? env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    databaseUrl:
+      values["database-url"] ??
+      env.BENCH_DATABASE_URL ??
+      env.TEST_DATABASE_URL ??
+      "postgres://postgres@127.0.0.1:5432/postgres",
     outDir: values.out ?? new URL("../results", import.meta.url).pathname,
     cpuProfile: values["cpu-prof"] === true,
   };
