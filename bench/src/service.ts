@@ -2,9 +2,9 @@
 // in the environment, in a process of its own.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
-import { createConnection, createServer } from "node:net";
-import type { AddressInfo } from "node:net";
+import { createConnection } from "node:net";
 import { request } from "undici";
+import { freePort } from "@httpqueue/testkit";
 import { sleep } from "./clock.js";
 
 /** The built server (the package's main): resolving it runs nothing. */
@@ -43,19 +43,6 @@ function accepts(port: number): Promise<boolean> {
       resolve(false);
     });
   });
-}
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) =>
-    server.close(() => {
-      resolve();
-    }),
-  );
-  return port;
 }
 
 /** Servers still running, so that an interrupted run can end them. */

@@ -5,17 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
-import { startReceiver, type Receiver, type ServerProcess } from "@httpqueue/testkit";
+import { freePort, startReceiver, type Receiver, type ServerProcess } from "@httpqueue/testkit";
 import { runServerToExit, spawnServer, waitForDelivery } from "./helpers/server.js";
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("embedded PostgreSQL (no DATABASE_URL)", () => {
   let dir: string;

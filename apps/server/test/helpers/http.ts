@@ -1,6 +1,3 @@
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
-
 export interface HttpAnswer {
   status: number;
   contentType: string;
@@ -62,15 +59,4 @@ export async function scrape(address: string) {
   return { text: body, contentType, samples, value };
 }
 
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) =>
-    server.close(() => {
-      resolve();
-    }),
-  );
-  return port;
-}
+export { freePort } from "@httpqueue/testkit";
