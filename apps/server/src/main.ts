@@ -1,3 +1,5 @@
+import { formatWithOptions } from "node:util";
+import { setLogger as setGrpcLogger } from "@grpc/grpc-js";
 import { startApp, type App } from "./app.js";
 import { ConfigError, loadConfig } from "./config.js";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
@@ -18,6 +20,12 @@ try {
 
 // JSON lines for log collectors; readable lines when a person watches a terminal.
 const logger = createLogger(config.logLevel, process.stdout.isTTY ? prettyDestination() : undefined);
+// grpc-js reports its own errors on stderr, unformatted: through our logger instead.
+setGrpcLogger({
+  error: (...args: unknown[]) => {
+    logger.warn({ component: "grpc" }, formatWithOptions({}, ...args));
+  },
+});
 let embedded: EmbeddedPostgres | undefined;
 let app: App;
 try {

@@ -8,6 +8,7 @@ import { createLogger } from "../src/observability/logger.js";
 import { ADMIN_URL, databaseUrl, eventually, startTcpProxy } from "@httpqueue/testkit";
 import {
   databaseAndReceivers,
+  FAST_ENV,
   runServerToExit,
   spawnServer,
   startTestServer,
@@ -60,6 +61,24 @@ describe("lifecycle", () => {
       assert.equal(code, 2, `${JSON.stringify(env)}: ${output}`);
       assert.match(output, message);
       assert.doesNotMatch(output, /at .*\.js:\d+/, "no stack trace for a configuration error");
+    }
+  });
+
+  it("a port in use is reported with the setting that chose it", async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
+    const { port } = squatter.address() as AddressInfo;
+    try {
+      const { code, output } = await runServerToExit({
+        ...FAST_ENV,
+        LOG_LEVEL: "info",
+        DATABASE_URL: fixture.db.url,
+        GRPC_PORT: String(port),
+      });
+      assert.equal(code, 1);
+      assert.match(output, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port} \\(GRPC_HOST/GRPC_PORT\\)`));
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
     }
   });
 

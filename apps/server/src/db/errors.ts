@@ -50,7 +50,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
  * What of an error may be logged. PostgreSQL's `detail` can quote a whole row
  * (signing secret and custom headers included) and drizzle's message quotes
  * the query's parameters, so neither is kept: the SQLSTATE, the server's
- * message and where it came from are enough to diagnose.
+ * message and where it came from are enough to diagnose. Our own wrappers'
+ * messages are kept ("cannot listen on … (GRPC_HOST/GRPC_PORT): …" says more
+ * than the EADDRINUSE under it).
  */
 export function loggableError(err: unknown): Record<string, unknown> {
   const cause = rootCause(err);
@@ -60,7 +62,13 @@ export function loggableError(err: unknown): Record<string, unknown> {
   for (const key of ["code", "severity", "schema_name", "table_name", "column_name", "constraint_name", "routine"]) {
     if (e[key] !== undefined) out[key] = e[key];
   }
+  if (err instanceof Error && err !== cause && !isQueryWrapper(err)) out.message = err.message;
   return out;
+}
+
+/** drizzle's wrapper of driver errors, whose message holds the query and its parameters. */
+function isQueryWrapper(err: Error): boolean {
+  return err.constructor.name === "DrizzleQueryError" || err.message.startsWith("Failed query:");
 }
 
 /** A deadlock or serialization failure: the transaction was rolled back and can simply run again. */
