@@ -119,7 +119,7 @@ describe("statements shared by concurrent callers", () => {
       select d.event_id, count(*)::int as n, max(d.max_attempts) as max_attempts,
         count(j.id)::int as jobs
       from webhook_deliveries d
-      left join graphile_worker.jobs j on j.key = 'httpqueue.deliver:' || d.id
+      left join graphile_worker.jobs j on j.key like 'httpqueue.deliver:' || d.id || ':%'
       where d.event_id = any(${ids})
       group by d.event_id`;
     assert.equal(rows.length, 50);
@@ -201,7 +201,7 @@ describe("statements shared by concurrent callers", () => {
     >`
       select d.id, d.status, d.attempt_count, d.response_code, d.completed_at is not null as completed,
         (select count(*)::int from delivery_attempts a where a.delivery_id = d.id) as attempts,
-        (select run_at from graphile_worker.jobs j where j.key = 'httpqueue.deliver:' || d.id) as run_at
+        (select run_at from graphile_worker.jobs j where j.key like 'httpqueue.deliver:' || d.id || ':%') as run_at
       from webhook_deliveries d where d.id = any(${ids})`;
     const byId = new Map(rows.map((r) => [r.id, r]));
     ids.forEach((id, i) => {

@@ -28,7 +28,7 @@ describe("cancellation", () => {
 
   const queuedJobs = async (deliveryId: string) => {
     const [row] = await server.db.sql<{ n: number }[]>`
-      select count(*)::int as n from graphile_worker.jobs where key = ${`httpqueue.deliver:${deliveryId}`}`;
+      select count(*)::int as n from graphile_worker.jobs where key like ${`httpqueue.deliver:${deliveryId}:%`}`;
     return row?.n;
   };
 
@@ -74,7 +74,7 @@ describe("cancellation", () => {
     // The job stays queued (as if it had been fetched just before the cancellation).
     await server.db.sql`update webhook_registrations set active = false where id = ${webhookId}`;
     await server.db.sql`update graphile_worker._private_jobs set run_at = now()
-      where key = ${`httpqueue.deliver:${delivery.id}`}`;
+      where key like ${`httpqueue.deliver:${delivery.id}:%`}`;
     const before = receiver.requests.length;
     const cancelled = await eventually(async () => {
       const [row] = await server.db.sql<{ status: string; error_message: string }[]>`

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
-import { type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
-import { databaseAndReceivers, spawnServer, waitForDelivery } from "./helpers/server.js";
+import { eventually, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
+import { databaseAndReceivers, spawnServer, startTestServer, waitForDelivery } from "./helpers/server.js";
 
 /** Starts the built server on the test database and returns it with a client. */
 async function start(db: TestDatabase): Promise<{ proc: ServerProcess; client: HttpQueueClient }> {
@@ -57,6 +57,63 @@ describe("crash safety", () => {
       assert.match(proc.output(), /unlocked jobs held by workers that are gone/);
     } finally {
       await kill(proc, client);
+    }
+  });
+});
+
+describe("jobs of live workers", () => {
+  const fixture = databaseAndReceivers();
+
+  it("a worker whose liveness session drops for a moment keeps its jobs: no second request", async () => {
+    // Two servers on one database; the first request is never answered, so its job stays locked.
+    const receiver = await fixture.receiver((_req, i) => (i === 0 ? "hang" : 200));
+    const a = await startTestServer({}, fixture.db);
+    const b = await startTestServer({}, fixture.db);
+    try {
+      await a.client.registerWebhook({ namespace: "live", event: "slow", url: receiver.url });
+      await a.client.pushEvent({ namespace: "live", event: "slow", payload: "{}" });
+      await receiver.waitForRequests(1);
+      const [holder] = await fixture.db.sql<{ pool: string }[]>`
+        select locked_by as pool from graphile_worker.jobs
+        where task_identifier = 'httpqueue.deliver' and locked_by is not null`;
+      assert.ok(holder, "the delivery's job is locked by the worker running it");
+      const terminated = await fixture.db.sql`
+        select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = ${`httpqueue-worker:${holder.pool}`}`;
+      assert.equal(terminated.length, 1, "its liveness session is cut");
+      // Longer than two sweeps of every server: a pool taken for dead would have lost its job by now.
+      await new Promise((resolve) => setTimeout(resolve, 12_000));
+      assert.equal(receiver.requests.length, 1, "the job was not handed to another worker");
+      const [still] = await fixture.db.sql<{ pool: string | null }[]>`
+        select locked_by as pool from graphile_worker.jobs where task_identifier = 'httpqueue.deliver'`;
+      assert.equal(still?.pool, holder.pool);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it("a delivery job for an attempt already made does nothing", async () => {
+    const receiver = await fixture.receiver(() => ({ status: 503, headers: { "retry-after": "3600" } }));
+    const server = await startTestServer({}, fixture.db);
+    try {
+      await server.client.registerWebhook({ namespace: "live", event: "stale", url: receiver.url });
+      const { eventId } = await server.client.pushEvent({ namespace: "live", event: "stale", payload: "{}" });
+      const delivery = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
+      // As if the job of attempt 1 ran a second time.
+      await fixture.db.sql`
+        select graphile_worker.add_job('httpqueue.deliver', json_build_object('deliveryId', ${delivery.id}::uuid, 'attempt', 1))`;
+      await eventually(async () => {
+        const [row] = await fixture.db.sql<{ n: number }[]>`
+          select count(*)::int as n from graphile_worker._private_jobs where payload->>'attempt' = '1'`;
+        return row?.n === 0 ? true : undefined;
+      });
+      assert.equal(receiver.requests.length, 1, "nothing was sent again");
+      const { deliveries } = await server.client.getWebhookStatus({ eventId });
+      assert.equal(deliveries[0]?.attemptCount, 1);
+      assert.equal(deliveries[0].status, DeliveryStatus.DELIVERY_STATUS_RETRYING);
+    } finally {
+      await server.stop();
     }
   });
 });

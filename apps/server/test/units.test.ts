@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { status as grpcStatus } from "@grpc/grpc-js";
+import { startReceiver } from "@httpqueue/testkit";
 import { toServiceError } from "../src/api/errors.js";
+import { createHttpClient } from "../src/delivery/http-client.js";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";
 import { nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
@@ -234,6 +237,38 @@ describe("error mapping", () => {
       const { error } = toServiceError(err);
       assert.equal(grpcStatus[error.code ?? grpcStatus.UNKNOWN], code, String(err));
       if (code === "INTERNAL") assert.equal(error.details, "internal error");
+    }
+  });
+});
+
+describe("delivery HTTP client", () => {
+  it("leaves no listener on the long-lived shutdown signal, whatever the outcome", async () => {
+    const receiver = await startReceiver((_req, i) => (i % 2 === 0 ? 200 : { status: 200, delayMs: 300 }));
+    const http = createHttpClient({
+      connections: 4,
+      responseBodyLimitBytes: 1024,
+      destinations: { allowPrivate: true, allowlist: [] },
+    });
+    const shutdown = new AbortController();
+    try {
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          http.send({
+            url: receiver.url,
+            method: "POST",
+            headers: {},
+            body: "{}",
+            timeoutMs: i % 2 === 0 ? 5000 : 100, // the slow half times out
+            signal: shutdown.signal,
+          }),
+        ),
+      );
+      assert.equal(outcomes.filter((o) => o.timedOut).length, 10);
+      assert.equal(outcomes.filter((o) => o.statusCode === 200).length, 10);
+      assert.equal(getEventListeners(shutdown.signal, "abort").length, 0);
+    } finally {
+      await http.close();
+      await receiver.close();
     }
   });
 });

@@ -155,7 +155,7 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
       and d.id = any(array(select delivery_id from a))
       and d.attempt_count = a.attempt_number - 1
       and d.status in ('pending', 'retrying')
-    returning d.id, a.status, a.next_attempt_at
+    returning d.id, a.status, a.next_attempt_at, a.attempt_number
   ), attempt as (
     insert into ${deliveryAttempts}
       (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error_message)
@@ -166,11 +166,11 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
   ), next_job as (
     select graphile_worker.add_jobs(array_agg((
       ${DELIVER_TASK}::text,
-      json_build_object('deliveryId', updated.id),
+      json_build_object('deliveryId', updated.id, 'attempt', updated.attempt_number + 1),
       null::text,
       updated.next_attempt_at,
       ${JOB_MAX_ATTEMPTS}::smallint,
-      ${deliverJobKey(sql`updated.id`)},
+      ${deliverJobKey(sql`updated.id`, sql`updated.attempt_number + 1`)},
       null::smallint,
       null::text[]
     )::graphile_worker.job_spec))

@@ -71,11 +71,11 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
   ), jobs as (
     select graphile_worker.add_jobs(array_agg((
       ${DELIVER_TASK}::text,
-      json_build_object('deliveryId', inserted.id),
+      json_build_object('deliveryId', inserted.id, 'attempt', 1),
       null::text,
       null::timestamptz,
       ${JOB_MAX_ATTEMPTS}::smallint,
-      ${deliverJobKey(sql`inserted.id`)},
+      ${deliverJobKey(sql`inserted.id`, sql`1`)},
       null::smallint,
       null::text[]
     )::graphile_worker.job_spec order by inserted.id))

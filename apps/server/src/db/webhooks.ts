@@ -98,9 +98,11 @@ async function cancelPendingDeliveries(tx: Tx, webhookId: string): Promise<numbe
       update ${d}
       set status = 'cancelled', next_attempt_at = null, completed_at = now(), updated_at = now()
       where ${d.webhookId} = ${webhookId} and ${d.status} in ('pending', 'retrying')
-      returning ${d.id}
+      returning ${d.id}, ${d.attemptCount}
     ), removed as (
-      select graphile_worker.remove_job(${deliverJobKey(sql`cancelled.id`)}) from cancelled
+      -- The one queued job of a pending or retrying delivery is its next attempt's.
+      select graphile_worker.remove_job(${deliverJobKey(sql`cancelled.id`, sql`cancelled.attempt_count + 1`)})
+      from cancelled
     )
     select count(*)::int as cancelled from removed
   `);

@@ -20,9 +20,9 @@ export interface DeliverDeps {
 /** The delivery task: one HTTP attempt, recorded with its outcome and what follows. */
 export function createDeliverTask(
   deps: DeliverDeps,
-): (payload: { deliveryId: string }, helpers: JobHelpers) => Promise<void> {
+): (payload: { deliveryId: string; attempt: number }, helpers: JobHelpers) => Promise<void> {
   const { db, http, policy, logger, metrics } = deps;
-  return async ({ deliveryId }, helpers) => {
+  return async ({ deliveryId, attempt }, helpers) => {
     const loadedAt = performance.now();
     const delivery = await loadDelivery(db, deliveryId);
     if (!delivery) {
@@ -31,6 +31,11 @@ export function createDeliverTask(
     }
     if (delivery.status !== "pending" && delivery.status !== "retrying") return;
     const attemptNumber = delivery.attemptCount + 1;
+    if (attempt !== attemptNumber) {
+      // A job that ran twice (its worker was taken for dead): its attempt was made.
+      logger.debug({ deliveryId, attempt, expected: attemptNumber }, "stale delivery job; dropping it");
+      return;
+    }
     const ids = { deliveryId, webhookId: delivery.webhookId, eventId: delivery.eventId, attempt: attemptNumber };
     if (!delivery.active || delivery.deletedAt) {
       // Normally cancelled with the webhook; this job was already running then.

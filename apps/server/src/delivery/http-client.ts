@@ -57,8 +57,21 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   async function send(req: OutgoingRequest): Promise<AttemptOutcome> {
     const startedAt = new Date();
     const started = performance.now();
-    const timeout = AbortSignal.timeout(req.timeoutMs);
-    const signal = req.signal ? AbortSignal.any([timeout, req.signal]) : timeout;
+    // One controller per request, its timer and listener removed when it ends:
+    // AbortSignal.any() with the worker's long-lived shutdown signal would leave
+    // an entry on that signal for every request (Node 20 never frees them).
+    const controller = new AbortController();
+    let timedOut = false as boolean; // set by the timer (a closure TypeScript does not follow)
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`timed out after ${req.timeoutMs}ms`));
+    }, req.timeoutMs);
+    const onShutdown = () => {
+      controller.abort(req.signal?.reason);
+    };
+    if (req.signal?.aborted) onShutdown();
+    else req.signal?.addEventListener("abort", onShutdown, { once: true });
+    const signal = controller.signal;
     const elapsed = () => Math.round(performance.now() - started);
     try {
       const res = await request(req.url, {
@@ -89,9 +102,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       return {
         startedAt,
         durationMs: elapsed(),
-        error: describeError(err, req.timeoutMs, timeout.aborted),
-        timedOut: timeout.aborted || isTimeout(err),
+        error: describeError(err, req.timeoutMs, timedOut),
+        timedOut: timedOut || isTimeout(err),
       };
+    } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", onShutdown);
     }
   }
 

@@ -11,15 +11,18 @@ declare global {
   namespace GraphileWorker {
     interface Tasks {
       [FANOUT_TASK]: { eventId: string };
-      [DELIVER_TASK]: { deliveryId: string };
+      /** `attempt`: the attempt this job makes (1 for the first); a job for any other is stale. */
+      [DELIVER_TASK]: { deliveryId: string; attempt: number };
     }
   }
 }
 
 /**
- * SQL for the job key of a delivery's job. Each delivery has at most one
- * queued job, so a retry replaces it and a cancellation can remove it.
+ * SQL for the job key of one attempt of a delivery. Each attempt has a job of
+ * its own: the retry queued while an attempt's job still runs is a new row,
+ * never that job's (which graphile-worker deletes when it completes), and a
+ * cancellation removes the one queued job, the next attempt's.
  */
-export function deliverJobKey(deliveryId: SQL): SQL {
-  return sql`${sql.raw(`'${DELIVER_TASK}:'`)} || ${deliveryId}::text`;
+export function deliverJobKey(deliveryId: SQL, attempt: SQL): SQL {
+  return sql`${sql.raw(`'${DELIVER_TASK}:'`)} || ${deliveryId}::text || ':' || (${attempt})::text`;
 }

@@ -23,27 +23,23 @@ export interface Worker {
 
 /** Sessions of live worker pools carry this application_name prefix and their pool id. */
 const LIVENESS_PREFIX = "httpqueue-worker:";
-const SWEEP_INTERVAL_MS = 10_000;
-/** A pool announces itself a moment after it starts; give it that long. */
-const SWEEP_GRACE_SECONDS = 5;
+/** How often a pool's session is used, which also reconnects it after a database restart. */
+const HEARTBEAT_MS = 1_000;
+const SWEEP_INTERVAL_MS = 5_000;
 
 /**
  * Runs the graphile-worker pool that executes fan-out and delivery jobs.
  *
  * graphile-worker leaves jobs locked by a worker that died (SIGKILL, OOM, lost
  * machine) for four hours. To hand them back within seconds, every pool keeps
- * a database session named after its pool id, and every server unlocks jobs
- * whose pool has no such session: at start, then every few seconds.
+ * a database session named after its pool id (used every second, so that it
+ * comes back quickly after the database restarts), and every server unlocks
+ * jobs whose pool has had no such session at two sweeps in a row, five
+ * seconds apart: a live pool whose session merely dropped has reconnected by
+ * the second look.
  */
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const { logger } = options;
-  const liveness = postgres(options.databaseUrl, { max: 1, connect_timeout: 10, onnotice: () => undefined });
-  try {
-    await unlockJobsOfDeadPools(liveness, 0, logger);
-  } finally {
-    await liveness.end({ timeout: 5 });
-  }
-
   const events: WorkerEvents = new EventEmitter();
   let poolId: string | undefined;
   events.on("pool:create", ({ workerPool }) => {
@@ -76,11 +72,19 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const announced = postgres(options.databaseUrl, {
     max: 1,
     connect_timeout: 10,
+    // Kept open for good: postgres.js would otherwise recycle it after 30 to 60 minutes.
+    max_lifetime: null,
+    idle_timeout: 0,
     onnotice: () => undefined,
     connection: { application_name: LIVENESS_PREFIX + poolId },
   });
+  const heartbeat = setInterval(() => {
+    announced`select 1`.catch(() => undefined);
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  const sweeper = createSweeper(announced, logger);
   const sweep = () =>
-    unlockJobsOfDeadPools(announced, SWEEP_GRACE_SECONDS, logger).catch((err: unknown) => {
+    sweeper().catch((err: unknown) => {
       logger.warn({ err }, "could not check for jobs locked by dead workers; will try again");
     });
   await sweep();
@@ -90,6 +94,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   let stopping: Promise<void> | undefined;
   const done = runner.promise.finally(() => {
     clearInterval(timer);
+    clearInterval(heartbeat);
     return announced.end({ timeout: 5 });
   });
   logger.debug({ poolId, concurrency: options.concurrency }, "worker started");
@@ -103,34 +108,47 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 }
 
 /**
- * Unlocks our jobs held by pools that have no live session and were locked
- * more than `graceSeconds` ago. Returns how many jobs were unlocked.
+ * One server's sweeps. A pool holding our jobs without a live session is a
+ * suspect (a pool that just started announces itself a moment after it locks
+ * its first jobs; one whose session dropped reconnects within a second); one
+ * that is still a suspect at the next sweep is taken for dead, and its jobs
+ * are unlocked, if it has still not announced itself at that moment.
  */
-async function unlockJobsOfDeadPools(sql: postgres.Sql, graceSeconds: number, logger: Logger): Promise<number> {
-  const [row] = await sql<{ pools: string[] | null; jobs: number; unlocked: number }[]>`
-    with stale as (
-      select locked_by, count(*)::int as jobs
+function createSweeper(sql: postgres.Sql, logger: Logger): () => Promise<void> {
+  let suspects = new Set<string>();
+
+  return async () => {
+    const rows = await sql<{ pool: string }[]>`
+      select distinct locked_by as pool
       from graphile_worker.jobs
       where locked_by is not null
         and task_identifier in (${FANOUT_TASK}, ${DELIVER_TASK})
-        and locked_at < now() - make_interval(secs => ${graceSeconds})
         and locked_by not in (
-          select substr(application_name, ${LIVENESS_PREFIX.length + 1})
-          from pg_stat_activity
+          select substr(application_name, ${LIVENESS_PREFIX.length + 1}) from pg_stat_activity
           where application_name like ${LIVENESS_PREFIX + "%"}
-        )
-      group by locked_by
-    ), unlocked as (
-      select graphile_worker.force_unlock_workers(array_agg(locked_by)) from stale having count(*) > 0
-    )
-    select (select array_agg(locked_by) from stale) as pools,
-           (select coalesce(sum(jobs), 0) from stale)::int as jobs,
-           (select count(*) from unlocked)::int as unlocked
-  `;
-  if (row && row.jobs > 0) {
-    logger.warn({ pools: row.pools, jobs: row.jobs }, "unlocked jobs held by workers that are gone");
-  }
-  return row?.jobs ?? 0;
+        )`;
+    const missing = new Set(rows.map((row) => row.pool));
+    const dead = [...missing].filter((pool) => suspects.has(pool));
+    suspects = missing;
+    if (dead.length === 0) return;
+    const [result] = await sql<{ pools: string[] | null; jobs: number; unlocked: number }[]>`
+      with dead as (
+        select unnest(${dead}::text[]) as pool
+        except
+        select substr(application_name, ${LIVENESS_PREFIX.length + 1}) from pg_stat_activity
+        where application_name like ${LIVENESS_PREFIX + "%"}
+      ), counted as (
+        select count(*)::int as jobs from graphile_worker.jobs where locked_by in (select pool from dead)
+      ), unlocked as (
+        select graphile_worker.force_unlock_workers(array(select pool from dead)) where exists (select 1 from dead)
+      )
+      select (select array_agg(pool) from dead) as pools,
+             (select jobs from counted) as jobs,
+             (select count(*) from unlocked)::int as unlocked`;
+    if (result && result.jobs > 0) {
+      logger.warn({ pools: result.pools, jobs: result.jobs }, "unlocked jobs held by workers that are gone");
+    }
+  };
 }
 
 /** graphile-worker's log lines, through our logger. Its per-job lines go to debug. */
