@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBatcher } from "../src/db/batcher.js";
+import { OverloadedError } from "../src/db/errors.js";
 
 /** A promise and its resolver, to hold a batch open until the test lets it finish. */
 function gate() {
@@ -196,5 +197,26 @@ describe("batcher", () => {
     await assert.rejects(batcher.add(1), /down/);
     fail = false;
     assert.deepEqual(await Promise.all([2, 3].map((n) => batcher.add(n))), [2, 3]);
+  });
+
+  it("refuses items past maxQueuedWeight at once, and serves the others", async () => {
+    const first = gate();
+    const batcher = createBatcher<string, string>({
+      async run(items) {
+        await first.opened;
+        return items.map((s) => s.toUpperCase());
+      },
+      maxBatchSize: 100,
+      maxConcurrent: 1,
+      weight: (s) => s.length,
+      maxQueuedWeight: 10,
+    });
+    const running = batcher.add("aaaa"); // taken into the first batch: no longer queued
+    await new Promise((resolve) => setImmediate(resolve));
+    const queued = [batcher.add("bbbbbb"), batcher.add("cccc")]; // 10 queued
+    await assert.rejects(batcher.add("d"), (err: unknown) => err instanceof OverloadedError);
+    first.open();
+    assert.deepEqual(await Promise.all([running, ...queued]), ["AAAA", "BBBBBB", "CCCC"]);
+    assert.equal(await batcher.add("eeeeeeeeee"), "EEEEEEEEEE", "room again once the queue drained");
   });
 });

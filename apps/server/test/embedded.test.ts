@@ -57,6 +57,24 @@ describe("embedded PostgreSQL (no DATABASE_URL)", () => {
     }
   });
 
+  it("a second server on the same folder is refused, and the first keeps its database", async () => {
+    const { proc, client } = await start();
+    try {
+      const { code, output } = await runServerToExit({ ...env, GRPC_PORT: "0" });
+      assert.equal(code, 2);
+      assert.match(
+        output,
+        new RegExp(`another httpqueue \\(pid ${proc.child.pid}\\) is using the embedded PostgreSQL`),
+      );
+      const { eventId } = await client.pushEvent({ namespace: "embedded", event: "e", payload: '{"still":"here"}' });
+      await waitForDelivery(client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
+    } finally {
+      client.close();
+      proc.child.kill("SIGTERM");
+      assert.equal(await proc.exited, 0);
+    }
+  });
+
   it("after a SIGKILL, the next start stops the PostgreSQL left running and carries on", async () => {
     let { proc, client } = await start();
     client.close();

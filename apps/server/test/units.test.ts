@@ -5,6 +5,7 @@ import { Webhook } from "standardwebhooks";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { startReceiver } from "@httpqueue/testkit";
 import { toServiceError } from "../src/api/errors.js";
+import { OverloadedError } from "../src/db/errors.js";
 import { createHttpClient } from "../src/delivery/http-client.js";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";
@@ -230,6 +231,7 @@ describe("error mapping", () => {
       [sqlError("08006"), "UNAVAILABLE"], // connection_failure
       [sqlError("ECONNREFUSED"), "UNAVAILABLE"],
       [new Error("wrapped", { cause: sqlError("40P01") }), "ABORTED"],
+      [new OverloadedError("too much waiting"), "RESOURCE_EXHAUSTED"],
       [sqlError("23505"), "INTERNAL"],
       [new Error("deadlock detected"), "INTERNAL"],
     ];

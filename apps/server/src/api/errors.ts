@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { isConcurrencyConflict, isDatabaseUnavailable } from "../db/errors.js";
+import { isConcurrencyConflict, isDatabaseUnavailable, OverloadedError } from "../db/errors.js";
 
 /** An error meant for the caller: its code and message go on the wire as they are. */
 export class ApiError extends Error {
@@ -26,6 +26,12 @@ export const notFound = (message: string) => new ApiError(status.NOT_FOUND, mess
  */
 export function toServiceError(err: unknown): { error: Partial<ServiceError>; unexpected: boolean } {
   if (err instanceof ApiError) return { error: serviceError(err.code, err.message), unexpected: false };
+  if (err instanceof OverloadedError) {
+    return {
+      error: serviceError(status.RESOURCE_EXHAUSTED, "the server is busy storing earlier calls; retry shortly"),
+      unexpected: false,
+    };
+  }
   if (isDatabaseUnavailable(err)) {
     return {
       error: serviceError(status.UNAVAILABLE, "the database is unavailable; try again later"),

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from "./errors.js";
+import { isDatabaseUnavailable, OverloadedError } from "./errors.js";
 
 /**
  * Group commit for one kind of statement: concurrent callers' items go into
@@ -32,6 +32,12 @@ export interface BatcherOptions<I, O> {
    * later one waits until the earlier one's batch finished.
    */
   key?: (item: I) => string;
+  /**
+   * Most weight (see `weight`) waiting to run; an item that would go past it
+   * is refused at once with an OverloadedError, so that a slow database
+   * cannot make the queue grow without bound.
+   */
+  maxQueuedWeight?: number;
 }
 
 export interface Batcher<I, O> {
@@ -46,6 +52,7 @@ interface Pending<I, O> {
 
 export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O> {
   const queue: Pending<I, O>[] = [];
+  let queuedWeight = 0;
   let running = 0;
   let scheduled = false;
   /** Keys of the items in running batches. */
@@ -69,6 +76,7 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
       }
       if (key !== undefined) keys.add(key);
       weight += w;
+      queuedWeight -= w;
       batch.push(next);
     }
     queue.unshift(...skipped);
@@ -125,6 +133,11 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
 
   return {
     add(item) {
+      const w = options.weight?.(item) ?? 0;
+      if (options.maxQueuedWeight !== undefined && queue.length > 0 && queuedWeight + w > options.maxQueuedWeight) {
+        return Promise.reject(new OverloadedError(`more than ${options.maxQueuedWeight} waiting to be stored`));
+      }
+      queuedWeight += w;
       return new Promise<O>((resolve, reject) => {
         queue.push({ item, resolve, reject });
         schedule();

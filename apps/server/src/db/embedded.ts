@@ -93,7 +93,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   // PostgreSQL refuses to run as root; the system user exists by now (initdb needed it too).
   const ids = asRoot ? await systemUserIds(USER) : {};
   const ctl = (...args: string[]) => runAs(ids, pgCtl, [...args, "-D", dataDir]);
+  const ownerFile = join(dir, "owner.pid");
   if ((await ctl("status")).code === 0) {
+    const owner = await liveOwner(ownerFile);
+    if (owner !== undefined) {
+      throw new EmbeddedPostgresError(
+        `another httpqueue (pid ${owner}) is using the embedded PostgreSQL in ${dataDir}: stop it first, or give this one its own EMBEDDED_PG_DIR and EMBEDDED_PG_PORT`,
+      );
+    }
     logger.warn({ dir: dataDir }, "the embedded PostgreSQL of an earlier run is still running; stopping it");
     await ctl("stop", "-m", "fast", "-w", "-t", "60");
   }
@@ -116,9 +123,12 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       `the embedded PostgreSQL in ${dataDir} did not start (pg_ctl exit ${started.code}):\n  ${[started.output.trim(), ...tail].join("\n  ")}`,
     );
   }
+  // Which process runs it: a second start on this folder must not take it away.
+  await writeFile(ownerFile, `${process.pid}\n`);
   const stop = async () => {
     const stopped = await ctl("stop", "-m", "fast", "-w", "-t", "60");
     if (stopped.code !== 0) logger.warn({ output: stopped.output.trim() }, "stopping the embedded PostgreSQL failed");
+    await rm(ownerFile, { force: true });
   };
 
   const base = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
@@ -195,6 +205,24 @@ async function systemUserIds(name: string): Promise<{ uid: number; gid: number }
     throw new EmbeddedPostgresError(`cannot find the "${name}" system user that runs the embedded PostgreSQL`);
   }
   return { uid, gid };
+}
+
+/**
+ * The pid in `file` if it names a live Node.js process other than this one:
+ * the httpqueue that started the PostgreSQL running there. Undefined when the
+ * file is missing or its process is gone (a crash left PostgreSQL behind).
+ */
+async function liveOwner(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return undefined;
+  }
+  // Where /proc tells, a pid reused by an unrelated program does not count.
+  const command = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
+  return command === undefined || command.includes("node") ? pid : undefined;
 }
 
 /** As root, PostgreSQL runs as "postgres": every folder above its data must let others through. */

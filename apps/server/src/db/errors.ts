@@ -76,3 +76,8 @@ export function isConcurrencyConflict(err: unknown): boolean {
   const code = codeOf(rootCause(err));
   return code === "40P01" || code === "40001";
 }
+
+/** Too much work is waiting for the database already: the caller should retry later. */
+export class OverloadedError extends Error {
+  override name = "OverloadedError";
+}

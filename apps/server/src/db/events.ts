@@ -30,6 +30,8 @@ export interface InsertedEvent {
 const MAX_BATCH_EVENTS = 500;
 const MAX_BATCH_PAYLOAD_BYTES = 4 * 1024 * 1024;
 const MAX_CONCURRENT_BATCHES = 2;
+/** Payload bytes waiting to be stored before pushes are refused (RESOURCE_EXHAUSTED). */
+const MAX_QUEUED_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
 const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
 
@@ -49,6 +51,7 @@ export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEven
       maxConcurrent: MAX_CONCURRENT_BATCHES,
       weight: (e) => e.payload.length,
       maxBatchWeight: MAX_BATCH_PAYLOAD_BYTES,
+      maxQueuedWeight: MAX_QUEUED_PAYLOAD_BYTES,
     });
     batchers.set(db, batcher);
   }
