@@ -170,6 +170,44 @@ describe("webhook API", () => {
     assert.equal(third.nextPageToken, "");
   });
 
+  it("pages through an event's deliveries, oldest first", async () => {
+    const { client, db } = server;
+    const [event] = await db.sql<{ id: string }[]>`
+      insert into event_records (namespace, event, payload, ttl_seconds, expires_at)
+      values ('evpage', 'e', '{}', 60, now() + interval '1 minute') returning id`;
+    const deliveryIds: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      // Inactive webhooks: the worker leaves these deliveries alone.
+      const { webhookId } = await client.registerWebhook({
+        namespace: "evpage",
+        event: "e",
+        url: URL_OK,
+        active: false,
+      });
+      const [row] = await db.sql<{ id: string }[]>`
+        insert into webhook_deliveries (webhook_id, event_id, max_attempts)
+        values (${webhookId}, ${event!.id}, 10) returning id`;
+      deliveryIds.push(row!.id);
+    }
+    const first = await client.getWebhookStatus({ eventId: event!.id, pageSize: 2 });
+    assert.equal(first.event?.id, event!.id);
+    assert.deepEqual(
+      first.deliveries.map((d) => d.id),
+      deliveryIds.slice(0, 2),
+    );
+    const second = await client.getWebhookStatus({ eventId: event!.id, pageSize: 2, pageToken: first.nextPageToken });
+    assert.deepEqual(
+      second.deliveries.map((d) => d.id),
+      deliveryIds.slice(2, 4),
+    );
+    const all = [];
+    for await (const d of client.listDeliveriesAsync({ eventId: event!.id, pageSize: 2 })) all.push(d.id);
+    assert.deepEqual(all, deliveryIds);
+    const byDefault = await client.getWebhookStatus({ eventId: event!.id });
+    assert.equal(byDefault.deliveries.length, 5);
+    assert.equal(byDefault.nextPageToken, "");
+  });
+
   it("answers NOT_FOUND for ids that do not exist", async () => {
     const { client } = server;
     await rejectsWith(

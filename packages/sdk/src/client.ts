@@ -89,13 +89,17 @@ export interface HttpQueueClient {
   pushEvent(request: PushEventInput, options?: CallOptions): Promise<PushEventResponse>;
   /**
    * Deliveries of a webhook (`{ webhookId }`: counts per status and one page,
-   * newest first) or of an event (`{ eventId }`: all of them). The generated
-   * form, `{ identifier: { $case: "webhookId", value } }`, works too.
+   * newest first) or of an event (`{ eventId }`: the event and one page of its
+   * deliveries, oldest first). The generated form,
+   * `{ identifier: { $case: "webhookId", value } }`, works too.
    */
   getWebhookStatus(request: GetWebhookStatusInput, options?: CallOptions): Promise<GetWebhookStatusResponse>;
-  /** Every delivery of a webhook, newest first, fetching page after page. */
+  /**
+   * Every delivery of a webhook (newest first) or of an event (oldest first),
+   * fetching page after page.
+   */
   listDeliveriesAsync(
-    request: { webhookId: string; pageSize?: number | undefined },
+    request: ({ webhookId: string } | { eventId: string }) & { pageSize?: number | undefined },
     options?: CallOptions,
   ): AsyncIterable<Delivery>;
   /** Closes the channel; later calls reject with FAILED_PRECONDITION. */
@@ -213,10 +217,10 @@ export function createClient(options: ClientOptions): HttpQueueClient {
     },
     pushEvent: guard(toPushEventRequest, rpc(service.pushEvent, PushEventRequest)),
     getWebhookStatus,
-    async *listDeliveriesAsync({ webhookId, pageSize }, callOptions) {
+    async *listDeliveriesAsync(request, callOptions) {
       let pageToken = "";
       do {
-        const page = await getWebhookStatus({ webhookId, pageSize, pageToken }, callOptions);
+        const page = await getWebhookStatus({ ...request, pageToken }, callOptions);
         yield* page.deliveries;
         pageToken = page.nextPageToken;
       } while (pageToken !== "");

@@ -17,20 +17,20 @@ export type PushEventInput = Omit<DeepPartial<PushEventRequest>, "payload"> & {
 };
 
 interface StatusPage {
-  /** Deliveries per page, 1 to 1000; 20 when absent. */
+  /** Deliveries per page, 1 to 1000; when absent, 20 by webhook and 100 by event. */
   pageSize?: number | undefined;
   /** `nextPageToken` of the previous page. */
   pageToken?: string | undefined;
 }
 
 /**
- * What `getWebhookStatus` takes: `{ webhookId }` (with paging) or
- * `{ eventId }`, or the generated request with its `identifier` union.
+ * What `getWebhookStatus` takes: `{ webhookId }` or `{ eventId }` (with
+ * paging), or the generated request with its `identifier` union.
  */
 export type GetWebhookStatusInput =
   | DeepPartial<GetWebhookStatusRequest>
   | (StatusPage & { webhookId: string; eventId?: never; identifier?: never })
-  | { eventId: string; webhookId?: never; identifier?: never };
+  | (StatusPage & { eventId: string; webhookId?: never; identifier?: never });
 
 export function toPushEventRequest(input: PushEventInput): DeepPartial<PushEventRequest> {
   const { payload, ...rest } = input;
@@ -66,7 +66,8 @@ export function toGetWebhookStatusRequest(input: GetWebhookStatusInput): DeepPar
     return { ...page, identifier: { $case: "webhookId", value: webhookId } };
   }
   if ("eventId" in input && typeof input.eventId === "string") {
-    return { identifier: { $case: "eventId", value: input.eventId } };
+    const { eventId, ...page } = input;
+    return { ...page, identifier: { $case: "eventId", value: eventId } };
   }
   return input;
 }

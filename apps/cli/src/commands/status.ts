@@ -18,7 +18,7 @@ interface StatusOptions {
 
 export function registerStatusCommand(program: Command, cli: Cli): void {
   cli
-    .command(program, "status", "show deliveries: of one webhook (newest first, paged) or of one event (all)")
+    .command(program, "status", "show deliveries: of one webhook (newest first, paged) or of one event (all of them)")
     .addOption(new Option("--webhook <webhook-id>", "the deliveries of this webhook, with counts per status"))
     .addOption(new Option("--event <event-id>", "the deliveries of this event").conflicts("webhook"))
     .addOption(new Option("--limit <n>", "deliveries per page, 1 to 1000 (default: 20)").argParser(parsePositiveInt))
@@ -51,6 +51,13 @@ Examples:
 
 async function eventStatus(ctx: Context, eventId: string) {
   const res = await ctx.client.getWebhookStatus({ eventId });
+  // Every delivery of the event: the pages after the first.
+  const deliveries = [...res.deliveries];
+  for (let pageToken = res.nextPageToken; pageToken !== "";) {
+    const page = await ctx.client.getWebhookStatus({ eventId, pageToken });
+    deliveries.push(...page.deliveries);
+    pageToken = page.nextPageToken;
+  }
   const { c } = ctx;
   ctx.print(
     () => {
@@ -72,9 +79,9 @@ async function eventStatus(ctx: Context, eventId: string) {
             ["Expires", formatTime(e.expiresAt)],
           ])
         : "";
-      return `${head}\n${deliveryTable(c, res.deliveries, "event")}`;
+      return `${head}\n${deliveryTable(c, deliveries, "event")}`;
     },
-    () => ({ event: res.event && eventJson(res.event), deliveries: res.deliveries.map(deliveryJson) }),
+    () => ({ event: res.event && eventJson(res.event), deliveries: deliveries.map(deliveryJson) }),
   );
 }
 

@@ -9,6 +9,8 @@ import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
 import { checkId } from "./validation.js";
 
 const PAGE_DEFAULT = 20;
+/** By event, a page holds what one event fans out to in most setups; each delivery carries up to 16 KiB of response. */
+const EVENT_PAGE_DEFAULT = 100;
 const PAGE_MAX = 1000;
 
 export async function getWebhookStatus(deps: ApiDeps, req: GetWebhookStatusRequest): Promise<GetWebhookStatusResponse> {
@@ -16,9 +18,15 @@ export async function getWebhookStatus(deps: ApiDeps, req: GetWebhookStatusReque
   if (!identifier) throw invalidArgument("identifier", "set webhook_id or event_id");
   if (identifier.$case === "eventId") {
     const id = checkId("event_id", identifier.value);
-    const [event, deliveries] = await Promise.all([findEvent(deps.db, id), listEventDeliveries(deps.db, id)]);
+    const limit = checkPageSize("page_size", req.pageSize, EVENT_PAGE_DEFAULT, PAGE_MAX);
+    const afterId = decodePageToken("page_token", req.pageToken);
+    const [event, rows] = await Promise.all([
+      findEvent(deps.db, id),
+      listEventDeliveries(deps.db, id, { afterId, limit: limit + 1 }),
+    ]);
     if (!event) throw notFound(`event ${id} not found`);
-    return { event: toEvent(event), counts: [], deliveries: deliveries.map(toDelivery), nextPageToken: "" };
+    const { page, nextPageToken } = toPage(rows, limit);
+    return { event: toEvent(event), counts: [], deliveries: page.map(toDelivery), nextPageToken };
   }
 
   const id = checkId("webhook_id", identifier.value);

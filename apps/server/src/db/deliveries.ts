@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
 import { createBatcher, type Batcher } from "./batcher.js";
 import type { Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
@@ -142,8 +142,17 @@ export async function listWebhookDeliveries(
     .limit(options.limit);
 }
 
-/** All of an event's deliveries, oldest first. */
-export async function listEventDeliveries(db: Db, eventId: string): Promise<DeliveryRow[]> {
+/** An event's deliveries, oldest first, after `afterId`. */
+export async function listEventDeliveries(
+  db: Db,
+  eventId: string,
+  options: { afterId?: string | undefined; limit: number },
+): Promise<DeliveryRow[]> {
   const d = webhookDeliveries;
-  return db.select().from(d).where(eq(d.eventId, eventId)).orderBy(asc(d.id));
+  return db
+    .select()
+    .from(d)
+    .where(and(eq(d.eventId, eventId), options.afterId ? gt(d.id, options.afterId) : undefined))
+    .orderBy(asc(d.id))
+    .limit(options.limit);
 }

@@ -284,7 +284,7 @@ export interface GetWebhookStatusRequest {
     | { $case: "webhookId"; value: string }
     | { $case: "eventId"; value: string }
     | undefined;
-  /** Deliveries per page when asking by webhook: 1 to 1000; 20 when 0. */
+  /** Deliveries per page: 1 to 1000; when 0, 20 by webhook and 100 by event. */
   pageSize: number;
   pageToken: string;
 }
@@ -306,7 +306,7 @@ export interface GetWebhookStatusResponse {
     | undefined;
   /** By webhook: one entry per status that has deliveries. */
   counts: DeliveryCount[];
-  /** By webhook: the most recent first, one page. By event: all of them. */
+  /** One page: by webhook the most recent first, by event the oldest first. */
   deliveries: Delivery[];
   nextPageToken: string;
 }
