@@ -1,6 +1,7 @@
 // Delivery throughput: draining a backlog, and delivering while events are
 // pushed continuously.
-import { FANOUT_TASK } from "@httpqueue/server/dist/delivery/task-names.js";
+import { createDatabase } from "@httpqueue/server/dist/db/client.js";
+import { storeEvents } from "@httpqueue/server/dist/db/events.js";
 import { now, sleep } from "./clock.js";
 import { BENCH_APPLICATION_NAME, type BenchDatabase } from "./database.js";
 import { answeredRate, closedLoop, type PushTarget } from "./load.js";
@@ -80,29 +81,29 @@ export function backlog(
 }
 
 /**
- * Stores `count` events with their fan-out jobs, as PushEvent does, in one
- * transaction, and returns when it committed (which wakes the worker).
+ * Stores `count` events with their deliveries and jobs through the statement
+ * PushEvent uses, all in one (one commit, which wakes the worker), and returns
+ * when it committed.
  */
 async function seedEvents(db: BenchDatabase, event: string, count: number, pad: string): Promise<number> {
-  const chunk = 20_000;
-  await db.sql.begin(async (tx) => {
-    for (let from = 0; from < count; from += chunk) {
-      const to = Math.min(count, from + chunk) - 1;
-      await tx`
-        with ev as (
-          insert into event_records (namespace, event, payload, ttl_seconds, metadata, expires_at)
-          select ${NAMESPACE}, ${event}, '{"seq":' || g || ',"data":"' || ${pad}::text || '"}', 86400, '{}'::jsonb,
-            now() + interval '1 day'
-          from generate_series(${from}::int, ${to}::int) g
-          returning id
-        )
-        select count(*) from graphile_worker.add_jobs(array(
-          select (${FANOUT_TASK}, json_build_object('eventId', id), null, null, null, null, null, null)::graphile_worker.job_spec
-          from ev
-        ))`;
-    }
-  });
-  return now();
+  const client = createDatabase({ url: db.url, poolSize: 1, applicationName: BENCH_APPLICATION_NAME });
+  try {
+    await storeEvents(
+      client,
+      Array.from({ length: count }, (_, seq) => ({
+        namespace: NAMESPACE,
+        event,
+        payload: `{"seq":${seq},"data":"${pad}"}`,
+        ttlSeconds: 86_400,
+        metadata: {},
+        idempotencyKey: null,
+        maxAttempts: 10,
+      })),
+    );
+    return now();
+  } finally {
+    await client.$client.end({ timeout: 5 });
+  }
 }
 
 export interface SteadyResult extends DeliveryResult {

@@ -208,6 +208,18 @@ describe("webhook API", () => {
     assert.equal(byDefault.nextPageToken, "");
   });
 
+  it("shows a pushed event's deliveries as soon as PushEvent answers, one per active webhook", async () => {
+    const { client } = server;
+    const active = [];
+    for (let i = 0; i < 3; i++) {
+      active.push((await client.registerWebhook({ namespace: "atonce", event: "e", url: URL_OK })).webhookId);
+    }
+    await client.registerWebhook({ namespace: "atonce", event: "e", url: URL_OK, active: false });
+    const { eventId } = await client.pushEvent({ namespace: "atonce", event: "e", payload: "{}" });
+    const status = await client.getWebhookStatus({ eventId });
+    assert.deepEqual(status.deliveries.map((d) => d.webhookId).sort(), active.sort());
+  });
+
   it("answers NOT_FOUND for ids that do not exist", async () => {
     const { client } = server;
     await rejectsWith(

@@ -4,7 +4,7 @@ import type { TestDatabase } from "@httpqueue/testkit";
 import { loadDelivery, recordAttempt, type AttemptRecord } from "../src/db/attempts.js";
 import { createDatabase, type Db } from "../src/db/client.js";
 import { fanOut } from "../src/db/deliveries.js";
-import { insertEvent, type NewEvent } from "../src/db/events.js";
+import { insertEvent, MAX_INLINE_FANOUT, type NewEvent } from "../src/db/events.js";
 import { createMigratedDatabase } from "./helpers/server.js";
 
 // The statements that concurrent callers share (db/batcher.ts), against the
@@ -17,6 +17,7 @@ const event = (over: Partial<NewEvent> = {}): NewEvent => ({
   ttlSeconds: 3600,
   metadata: {},
   idempotencyKey: null,
+  maxAttempts: 7,
   ...over,
 });
 
@@ -32,6 +33,25 @@ describe("statements shared by concurrent callers", () => {
     await database.drop();
   });
 
+  const addWebhooks = async (eventName: string, count: number, active = true) => {
+    await database.sql`
+      insert into webhook_registrations (namespace, event, url, signing_secret, active)
+      select 'batch', ${eventName}, 'http://127.0.0.1:1/' || g, 'whsec_x', ${active}
+      from generate_series(1, ${count}::int) g`;
+  };
+
+  /** Per event: its deliveries, their largest max_attempts, and how many have a first attempt's job. */
+  const deliveriesOf = async (eventIds: string[]) => {
+    const rows = await database.sql<{ event_id: string; n: number; jobs: number; max_attempts: number }[]>`
+      select d.event_id, count(*)::int as n, max(d.max_attempts) as max_attempts,
+        count(j.id)::int as jobs
+      from webhook_deliveries d
+      left join graphile_worker.jobs j on j.key = 'httpqueue.deliver:' || d.id || ':1'
+      where d.event_id = any(${eventIds})
+      group by d.event_id`;
+    return new Map(rows.map((r) => [r.event_id, r]));
+  };
+
   const fanOutJobs = async (eventIds: string[]) => {
     const rows = await database.sql<{ event_id: string }[]>`
       select j.payload->>'eventId' as event_id
@@ -40,7 +60,7 @@ describe("statements shared by concurrent callers", () => {
     return rows.map((r) => r.event_id);
   };
 
-  it("stores concurrent pushes in shared statements, each with its payload and one fan-out job", async () => {
+  it("stores concurrent pushes in shared statements, each with its payload", async () => {
     const pushes = Array.from({ length: 300 }, (_, i) =>
       event({ event: "many", payload: `{"n":${i}}`, metadata: { n: String(i) } }),
     );
@@ -59,12 +79,16 @@ describe("statements shared by concurrent callers", () => {
     // Rows of one statement share its transaction's start time.
     const statements = new Set(rows.map((r) => r.created_at.getTime())).size;
     assert.ok(statements < 300, `300 pushes made ${statements} statements: none were shared`);
-    assert.deepEqual((await fanOutJobs(ids)).sort(), [...ids].sort(), "one fan-out job per event");
+    assert.deepEqual(await fanOutJobs(ids), [], "no webhook, no fan-out job");
+    assert.equal((await deliveriesOf(ids)).size, 0, "no webhook, no delivery");
   });
 
   it("answers concurrent pushes with one idempotency key with one event, whatever statement they share", async () => {
+    await addWebhooks("idem", 1);
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => insertEvent(db, event({ idempotencyKey: "same", payload: `{"i":${i}}` }))),
+      Array.from({ length: 20 }, (_, i) =>
+        insertEvent(db, event({ event: "idem", idempotencyKey: "same", payload: `{"i":${i}}` })),
+      ),
     );
     const stored = results.filter((r) => !r.duplicate);
     assert.equal(stored.length, 1, "exactly one push stored the event");
@@ -75,7 +99,8 @@ describe("statements shared by concurrent callers", () => {
     const [row] = await database.sql<{ n: number }[]>`
       select count(*)::int as n from event_records where namespace = 'batch' and idempotency_key = 'same'`;
     assert.equal(row?.n, 1);
-    assert.deepEqual(await fanOutJobs([stored[0]!.eventId]), [stored[0]!.eventId], "one fan-out job, not twenty");
+    const deliveries = await deliveriesOf([stored[0]!.eventId]);
+    assert.equal(deliveries.get(stored[0]!.eventId)?.n, 1, "one delivery, not twenty");
   });
 
   it("fails only the push that the database refuses; the others in its statement are stored", async () => {
@@ -98,45 +123,53 @@ describe("statements shared by concurrent callers", () => {
     );
   });
 
-  it("fans concurrent events out to their webhooks once each, and a repeated fan-out creates nothing", async () => {
-    for (const url of ["http://127.0.0.1:1/a", "http://127.0.0.1:1/b"]) {
-      await database.sql`
-        insert into webhook_registrations (namespace, event, url, signing_secret)
-        values ('batch', 'fan', ${url}, 'whsec_x')`;
-    }
-    await database.sql`
-      insert into webhook_registrations (namespace, event, url, signing_secret, active)
-      values ('batch', 'fan', 'http://127.0.0.1:1/off', 'whsec_x', false)`;
+  it("creates each pushed event's deliveries and jobs in its statement, and a later fan-out creates nothing", async () => {
+    await addWebhooks("fan", 2);
+    await addWebhooks("fan", 1, false);
     const events = await Promise.all(Array.from({ length: 50 }, () => insertEvent(db, event({ event: "fan" }))));
     const ids = events.map((e) => e.eventId);
+    assert.deepEqual(await fanOutJobs(ids), [], "no fan-out job for a narrow fan-out");
 
-    const created = await Promise.all(ids.map((id) => fanOut(db, id, 7)));
-    assert.deepEqual(created, Array<number>(50).fill(2), "two active webhooks per event");
-    const again = await Promise.all([...ids, ...ids].map((id) => fanOut(db, id, 7)));
-    assert.deepEqual(again, Array<number>(100).fill(0), "nothing twice, even for the same event in one batch");
-
-    const rows = await database.sql<{ event_id: string; n: number; jobs: number; max_attempts: number }[]>`
-      select d.event_id, count(*)::int as n, max(d.max_attempts) as max_attempts,
-        count(j.id)::int as jobs
-      from webhook_deliveries d
-      left join graphile_worker.jobs j on j.key like 'httpqueue.deliver:' || d.id || ':%'
-      where d.event_id = any(${ids})
-      group by d.event_id`;
-    assert.equal(rows.length, 50);
-    for (const row of rows) {
-      assert.equal(row.n, 2);
+    const deliveries = await deliveriesOf(ids);
+    assert.equal(deliveries.size, 50);
+    for (const row of deliveries.values()) {
+      assert.equal(row.n, 2, "a delivery per active webhook");
       assert.equal(row.jobs, 2, "a delivery job per delivery");
       assert.equal(row.max_attempts, 7);
     }
+    const again = await Promise.all([...ids, ...ids].map((id) => fanOut(db, id, 7)));
+    assert.deepEqual(again, Array<number>(100).fill(0), "nothing twice, even for the same event in one batch");
   });
 
+  it(`leaves a fan-out wider than ${MAX_INLINE_FANOUT} webhooks to a fan-out job, which creates every delivery once`, async () => {
+    await addWebhooks("wide", MAX_INLINE_FANOUT + 1);
+    await addWebhooks("narrow", 1);
+    const [wide, narrow] = await Promise.all([
+      insertEvent(db, event({ event: "wide" })),
+      insertEvent(db, event({ event: "narrow" })),
+    ]);
+    const ids = [wide.eventId, narrow.eventId];
+    assert.deepEqual(await fanOutJobs(ids), [wide.eventId], "a fan-out job for the wide event only");
+    assert.equal((await deliveriesOf(ids)).get(narrow.eventId)?.n, 1, "the narrow one's delivery is made");
+    assert.equal((await deliveriesOf(ids)).get(wide.eventId), undefined, "the wide one's are left to its job");
+
+    assert.deepEqual(await Promise.all([fanOut(db, wide.eventId, 7), fanOut(db, wide.eventId, 7)]), [
+      MAX_INLINE_FANOUT + 1,
+      0,
+    ]);
+    const row = (await deliveriesOf([wide.eventId])).get(wide.eventId);
+    assert.deepEqual([row?.n, row?.jobs], [MAX_INLINE_FANOUT + 1, MAX_INLINE_FANOUT + 1]);
+  });
+
+  let newDeliveryEvents = 0;
   /** `count` pending deliveries of one new event, each to a webhook of its own. */
   async function newDeliveries(count: number): Promise<string[]> {
-    const { eventId } = await insertEvent(db, event({ event: "attempts", payload: '{"a":1}' }));
+    const name = `attempts-${++newDeliveryEvents}`;
+    const { eventId } = await insertEvent(db, event({ event: name, payload: '{"a":1}' }));
     const rows = await database.sql<{ id: string }[]>`
       with w as (
         insert into webhook_registrations (namespace, event, url, signing_secret)
-        select 'batch', 'attempts', 'http://127.0.0.1:1/' || g, 'whsec_x' from generate_series(1, ${count}::int) g
+        select 'batch', ${name}, 'http://127.0.0.1:1/' || g, 'whsec_x' from generate_series(1, ${count}::int) g
         returning id
       )
       insert into webhook_deliveries (webhook_id, event_id, max_attempts)

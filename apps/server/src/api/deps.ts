@@ -5,6 +5,6 @@ import type { Metrics } from "../observability/metrics.js";
 /** What the RPC handlers need. */
 export interface ApiDeps {
   db: Db;
-  config: Pick<Config, "maxPayloadBytes" | "defaultTtlSeconds" | "maxTtlSeconds" | "destinations">;
+  config: Pick<Config, "maxPayloadBytes" | "defaultTtlSeconds" | "maxTtlSeconds" | "destinations" | "maxAttempts">;
   metrics: Pick<Metrics, "eventPushed" | "webhookRegistered" | "deliveryOutcome">;
 }

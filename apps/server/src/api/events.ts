@@ -14,6 +14,7 @@ export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<P
     ttlSeconds: checkTtl("ttl_seconds", req.ttlSeconds, config.defaultTtlSeconds, config.maxTtlSeconds),
     metadata: checkMetadata("metadata", req.metadata),
     idempotencyKey: checkIdempotencyKey("idempotency_key", req.idempotencyKey),
+    maxAttempts: config.maxAttempts,
   });
   deps.metrics.eventPushed(namespace, event, duplicate);
   return { eventId, duplicate };

@@ -1,7 +1,6 @@
 import { eq, sql } from "drizzle-orm";
 import { createBatcher, type Batcher } from "./batcher.js";
 import type { Db } from "./client.js";
-import { JOB_MAX_ATTEMPTS } from "./deliveries.js";
 import { preparedStatement } from "./prepared.js";
 import {
   deliveryAttempts,
@@ -10,7 +9,7 @@ import {
   webhookRegistrations,
   type DeliveryStatusValue,
 } from "./schema.js";
-import { DELIVER_TASK, deliverJobKey } from "../delivery/task-names.js";
+import { deliverJobSpec } from "../delivery/task-names.js";
 
 // The two statements of every delivery attempt: loading what it needs, and
 // recording what happened. Attempts running at the same time share them (see
@@ -164,16 +163,9 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
     order by ord
     on conflict do nothing
   ), next_job as (
-    select graphile_worker.add_jobs(array_agg((
-      ${DELIVER_TASK}::text,
-      json_build_object('deliveryId', updated.id, 'attempt', updated.attempt_number + 1),
-      null::text,
-      updated.next_attempt_at,
-      ${JOB_MAX_ATTEMPTS}::smallint,
-      ${deliverJobKey(sql`updated.id`, sql`updated.attempt_number + 1`)},
-      null::smallint,
-      null::text[]
-    )::graphile_worker.job_spec))
+    select graphile_worker.add_jobs(array_agg(
+      ${deliverJobSpec(sql`updated.id`, sql`updated.attempt_number + 1`, sql`updated.next_attempt_at`)}
+    ))
     from updated
     where updated.status = 'retrying'
     having count(*) > 0

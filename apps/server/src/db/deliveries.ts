@@ -3,12 +3,9 @@ import { createBatcher, type Batcher } from "./batcher.js";
 import type { Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { eventRecords, webhookDeliveries, webhookRegistrations, type DeliveryStatusValue } from "./schema.js";
-import { DELIVER_TASK, deliverJobKey } from "../delivery/task-names.js";
+import { deliverJobSpec } from "../delivery/task-names.js";
 
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
-
-/** Retries of a job whose task threw (infrastructure errors, not HTTP failures). */
-export const JOB_MAX_ATTEMPTS = 25;
 
 /**
  * Fan-outs of concurrent jobs share a statement: each queues delivery jobs,
@@ -69,16 +66,7 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     on conflict (event_id, webhook_id) do nothing
     returning id, event_id
   ), jobs as (
-    select graphile_worker.add_jobs(array_agg((
-      ${DELIVER_TASK}::text,
-      json_build_object('deliveryId', inserted.id, 'attempt', 1),
-      null::text,
-      null::timestamptz,
-      ${JOB_MAX_ATTEMPTS}::smallint,
-      ${deliverJobKey(sql`inserted.id`, sql`1`)},
-      null::smallint,
-      null::text[]
-    )::graphile_worker.job_spec order by inserted.id))
+    select graphile_worker.add_jobs(array_agg(${deliverJobSpec(sql`inserted.id`, sql`1`)} order by inserted.id))
     from inserted
     having count(*) > 0
   )

@@ -2,8 +2,8 @@ import { and, eq, sql } from "drizzle-orm";
 import { createBatcher, type Batcher } from "./batcher.js";
 import type { Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
-import { eventRecords } from "./schema.js";
-import { FANOUT_TASK } from "../delivery/task-names.js";
+import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.js";
+import { deliverJobSpec, FANOUT_TASK } from "../delivery/task-names.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
 
@@ -14,6 +14,8 @@ export interface NewEvent {
   ttlSeconds: number;
   metadata: Record<string, string>;
   idempotencyKey: string | null;
+  /** Attempts each of its deliveries may make. */
+  maxAttempts: number;
 }
 
 export interface InsertedEvent {
@@ -36,9 +38,10 @@ const MAX_QUEUED_PAYLOAD_BYTES = 64 * 1024 * 1024;
 const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
 
 /**
- * Stores the event and queues its fan-out job in one statement, so that the
- * event is never stored without its job nor the job queued without its event;
- * resolves once that statement committed. Concurrent calls share the
+ * Stores the event with its deliveries and their jobs (for a fan-out wider
+ * than `MAX_INLINE_FANOUT`, a fan-out job instead) in one statement, so that
+ * the event is never stored without what delivers it, nor anything queued
+ * without its event; resolves once that statement committed. Concurrent calls share the
  * statement (see `storeEvents`). With an idempotency key already used in the
  * namespace, stores nothing and returns the first event's id.
  */
@@ -69,13 +72,24 @@ export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEven
   return { eventId: existing.id, duplicate: true };
 }
 
+/**
+ * Events with at most this many webhooks get their deliveries (and their
+ * delivery jobs) in the statement that stores them; the others get a fan-out
+ * job, which creates their deliveries in a statement of its own, so that a
+ * push is never held up by a very wide fan-out.
+ */
+export const MAX_INLINE_FANOUT = 100;
+
 // Ids are made in `input` (materialised: it is read twice) so that each
-// stored row can be matched with the event it came from.
+// stored row can be matched with the event it came from. The webhooks are
+// those active when the statement runs, as a fan-out job would see them.
 const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql`
   with input as (
-    select x.ord, uuidv7() as id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key
+    select x.ord, uuidv7() as id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key,
+      x.max_attempts
     from json_to_recordset(${sql.placeholder("input")}::json) as x(
-      ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text
+      ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text,
+      max_attempts int
     )
   ), inserted as (
     insert into ${eventRecords} (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, expires_at)
@@ -84,13 +98,34 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     from input
     order by ord
     on conflict (namespace, idempotency_key) where idempotency_key is not null do nothing
+    returning id, namespace, event
+  ), matched as (
+    -- One more than the inline limit tells which events are over it.
+    select inserted.id as event_id, w.id as webhook_id
+    from inserted
+    cross join lateral (
+      select id from ${webhookRegistrations} w
+      where w.namespace = inserted.namespace and w.event = inserted.event and w.active and w.deleted_at is null
+      limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}
+    ) w
+  ), wide as (
+    select event_id from matched group by event_id having count(*) > ${sql.raw(String(MAX_INLINE_FANOUT))}
+  ), deliveries as (
+    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts)
+    select matched.webhook_id, matched.event_id, input.max_attempts
+    from matched
+    join input on input.id = matched.event_id
+    where matched.event_id not in (select event_id from wide)
+    order by matched.event_id, matched.webhook_id
     returning id
   ), jobs as (
-    select graphile_worker.add_jobs(array_agg(
-      (${FANOUT_TASK}::text, json_build_object('eventId', id), null, null, null, null, null, null)::graphile_worker.job_spec
-      order by id
-    ))
-    from inserted
+    select graphile_worker.add_jobs(array_agg(spec))
+    from (
+      select ${deliverJobSpec(sql`deliveries.id`, sql`1`)} as spec from deliveries
+      union all
+      select (${FANOUT_TASK}::text, json_build_object('eventId', event_id), null, null, null, null, null, null)::graphile_worker.job_spec
+      from wide
+    ) specs
     having count(*) > 0
   )
   select input.ord, inserted.id, (select count(*) from jobs)::int as queued
@@ -99,8 +134,8 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
 `);
 
 /**
- * Stores the events and queues their fan-out jobs in one statement (one
- * commit, one NOTIFY). Returns each event's id, or null for one not stored
+ * Stores the events, creates their deliveries and queues their jobs in one
+ * statement (one commit, one NOTIFY). Returns each event's id, or null for one not stored
  * because its idempotency key was taken, in the given order; of two events
  * with the same key, the first is stored.
  */
@@ -113,6 +148,7 @@ export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(string |
     ttl_seconds: e.ttlSeconds,
     metadata: e.metadata,
     idempotency_key: e.idempotencyKey,
+    max_attempts: e.maxAttempts,
   }));
   const rows = await storeStatement(db, { input: JSON.stringify(input) });
   return rows.map((row) => row.id);

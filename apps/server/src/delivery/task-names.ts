@@ -26,3 +26,23 @@ declare global {
 export function deliverJobKey(deliveryId: SQL, attempt: SQL): SQL {
   return sql`${sql.raw(`'${DELIVER_TASK}:'`)} || ${deliveryId}::text || ':' || (${attempt})::text`;
 }
+
+/** Retries of a job whose task threw (infrastructure errors, not HTTP failures). */
+export const JOB_MAX_ATTEMPTS = 25;
+
+/**
+ * SQL for the `graphile_worker.job_spec` of one attempt's job (for
+ * `graphile_worker.add_jobs`), to run at `runAt` (null: now).
+ */
+export function deliverJobSpec(deliveryId: SQL, attempt: SQL, runAt: SQL = sql`null`): SQL {
+  return sql`(
+    ${sql.raw(`'${DELIVER_TASK}'`)}::text,
+    json_build_object('deliveryId', ${deliveryId}, 'attempt', ${attempt}),
+    null::text,
+    (${runAt})::timestamptz,
+    ${sql.raw(String(JOB_MAX_ATTEMPTS))}::smallint,
+    ${deliverJobKey(deliveryId, attempt)},
+    null::smallint,
+    null::text[]
+  )::graphile_worker.job_spec`;
+}
