@@ -98,6 +98,7 @@ async function seedEvents(db: BenchDatabase, event: string, count: number, pad: 
         metadata: {},
         idempotencyKey: null,
         maxAttempts: 10,
+        directGraceMs: null,
       })),
     );
     return now();

@@ -18,6 +18,7 @@ const event = (over: Partial<NewEvent> = {}): NewEvent => ({
   metadata: {},
   idempotencyKey: null,
   maxAttempts: 7,
+  directGraceMs: null,
   ...over,
 });
 

@@ -123,3 +123,70 @@ describe("delivery", () => {
     assert.deepEqual(status.deliveries, []);
   });
 });
+
+describe("first attempts made directly", () => {
+  const slowReceiver = () => startReceiver(() => ({ status: 200, delayMs: 1_500 }));
+
+  async function pushThree(server: TestServer, url: string, namespace: string) {
+    const { client } = server;
+    await client.registerWebhook({ namespace, event: "slow", url, timeout: 5 });
+    const pushed = [];
+    for (let i = 0; i < 3; i++)
+      pushed.push(await client.pushEvent({ namespace, event: "slow", payload: `{"i":${i}}` }));
+    return pushed.map((p) => p.eventId);
+  }
+
+  async function deliveredOnce(server: TestServer, receiver: Receiver, eventIds: string[]) {
+    for (const eventId of eventIds) {
+      const delivery = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
+      assert.equal(delivery.attemptCount, 1);
+    }
+    assert.deepEqual(receiver.requests.map((r) => r.body).sort(), ['{"i":0}', '{"i":1}', '{"i":2}'], "once each");
+    const [left] = await server.db.sql<{ n: number }[]>`
+      select count(*)::int as n from graphile_worker.jobs where task_identifier = 'httpqueue.deliver'`;
+    assert.equal(left?.n, 0, "no safety-net job outlives its attempt");
+  }
+
+  it("leaves to the queue a first attempt that waited too long for its turn", async () => {
+    // One attempt at a time, each taking 1.5 s: the second and third wait
+    // longer than half the grace and go back to the queue.
+    const lines: string[] = [];
+    const server = await startTestServer(
+      { WORKER_CONCURRENCY: "1", DIRECT_DISPATCH_GRACE: "2s", LOG_LEVEL: "debug" },
+      undefined,
+      {
+        write: (line) => lines.push(line),
+      },
+    );
+    const receiver = await slowReceiver();
+    try {
+      const eventIds = await pushThree(server, receiver.url, "direct-late");
+      await deliveredOnce(server, receiver, eventIds);
+      assert.ok(
+        lines.some((l) => l.includes("first attempts left to the queue") && l.includes("waited too long")),
+        "the late ones went back to the queue",
+      );
+    } finally {
+      await server.stop();
+      await receiver.close();
+    }
+  });
+
+  it("hands the first attempts still waiting at a stop back to the queue, for the next server", async () => {
+    const first = await startTestServer({ WORKER_CONCURRENCY: "1" });
+    const receiver = await slowReceiver();
+    let next: TestServer | undefined;
+    try {
+      const eventIds = await pushThree(first, receiver.url, "direct-stop");
+      await receiver.waitForRequests(1);
+      await first.app.stop();
+      // Their jobs were queued for a minute later: due now, or this would time out.
+      next = await startTestServer({}, first.db);
+      await deliveredOnce(next, receiver, eventIds);
+    } finally {
+      await next?.stop();
+      await first.stop();
+      await receiver.close();
+    }
+  });
+});
