@@ -98,7 +98,6 @@ async function seedEvents(db: BenchDatabase, event: string, count: number, pad: 
         metadata: {},
         idempotencyKey: null,
         maxAttempts: 10,
-        directGraceMs: null,
       })),
     );
     return now();

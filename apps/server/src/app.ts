@@ -7,12 +7,9 @@ import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection
 import { createWebhookService } from "./api/service.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
-import { requeueFirstAttempts } from "./db/deliveries.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
-import { createDeliverer } from "./delivery/deliver.js";
-import { createDispatcher } from "./delivery/dispatcher.js";
 import { createTaskList } from "./delivery/tasks.js";
 import { startWorker } from "./delivery/worker.js";
 import { throttle } from "./observability/db-stats.js";
@@ -103,43 +100,28 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       await db.$client.end({ timeout: 5 });
     });
 
-    const deliver = createDeliverer({
-      db,
-      http,
-      logger,
-      metrics,
-      userAgent: USER_AGENT,
-      policy: {
-        schedule: config.retrySchedule,
-        jitter: config.retryJitter,
-        retryAfterMaxMs: config.retryAfterMaxMs,
-      },
-    });
     const worker = await startWorker({
       databaseUrl: config.databaseUrl,
       concurrency: config.workerConcurrency,
       pollIntervalMs: config.workerPollIntervalMs,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       logger,
-      taskList: createTaskList({ db, deliver, logger, maxAttempts: config.maxAttempts }),
+      taskList: createTaskList({
+        db,
+        http,
+        logger,
+        metrics,
+        userAgent: USER_AGENT,
+        maxAttempts: config.maxAttempts,
+        policy: {
+          schedule: config.retrySchedule,
+          jitter: config.retryJitter,
+          retryAfterMaxMs: config.retryAfterMaxMs,
+        },
+      }),
     });
     closers.push(() => worker.stop());
     health.watchWorker(worker.done);
-
-    const dispatcher =
-      config.directDispatchGraceMs > 0
-        ? createDispatcher({
-            deliver,
-            concurrency: config.workerConcurrency,
-            maxWaiting: config.workerConcurrency * 2,
-            startWithinMs: config.directDispatchGraceMs / 2,
-            requeue: (ids) => requeueFirstAttempts(db, ids),
-            shutdownTimeoutMs: config.shutdownTimeoutMs,
-            logger,
-          })
-        : undefined;
-    // Stopped after the gRPC server (no more pushes), before the worker.
-    if (dispatcher) closers.push(() => dispatcher.stop());
 
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.
@@ -153,7 +135,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
             ]
           : [],
     });
-    server.addService(WebhookServiceService, createWebhookService({ db, config, logger, metrics, dispatcher }));
+    server.addService(WebhookServiceService, createWebhookService({ db, config, logger, metrics }));
     // Health and reflection are services apart from the API: an auth interceptor can let them through.
     const grpcHealth = addHealthService(server, health);
     const reflection = addReflectionService(server, indexDescriptorSet(loadDescriptorSet()), [

@@ -31,13 +31,6 @@ export interface Config {
   responseBodyLimitBytes: number;
   workerConcurrency: number;
   workerPollIntervalMs: number;
-  /**
-   * The server that stores an event makes the first attempts of its
-   * deliveries itself; each one's queue job waits this long (plus the
-   * webhook's timeout) as a safety net, and runs only if that attempt was not
-   * recorded by then (the server crashed). 0: every attempt goes through the queue.
-   */
-  directDispatchGraceMs: number;
   shutdownTimeoutMs: number;
   /** How often the database and the worker are checked for the health endpoints. */
   healthCheckIntervalMs: number;
@@ -78,7 +71,6 @@ export const DEFAULTS = {
   RESPONSE_BODY_LIMIT_BYTES: "16384",
   WORKER_CONCURRENCY: "64",
   WORKER_POLL_INTERVAL: "1s",
-  DIRECT_DISPATCH_GRACE: "60s",
   SHUTDOWN_TIMEOUT: "30s",
   HEALTH_CHECK_INTERVAL: "5s",
   METRICS_QUERY_INTERVAL: "10s",
@@ -88,9 +80,8 @@ export const DEFAULTS = {
 
 const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
-/** Parses "0", "250ms", "5s", "2m" or "1h" into milliseconds; undefined when malformed. */
+/** Parses "250ms", "5s", "2m" or "1h" into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
-  if (text.trim() === "0") return 0;
   const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
   if (!match) return undefined;
   return Number(match[1]) * UNITS_MS[match[2] as keyof typeof UNITS_MS];
@@ -164,7 +155,6 @@ const schema = z.object({
   RESPONSE_BODY_LIMIT_BYTES: int(0, 1024 * 1024),
   WORKER_CONCURRENCY: int(1, 1000),
   WORKER_POLL_INTERVAL: duration(10, 60_000),
-  DIRECT_DISPATCH_GRACE: duration(0, HOUR),
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
@@ -237,7 +227,6 @@ function settings(e: z.infer<typeof schema>) {
     responseBodyLimitBytes: e.RESPONSE_BODY_LIMIT_BYTES,
     workerConcurrency: e.WORKER_CONCURRENCY,
     workerPollIntervalMs: e.WORKER_POLL_INTERVAL,
-    directDispatchGraceMs: e.DIRECT_DISPATCH_GRACE,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,
     metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,

@@ -18,7 +18,6 @@ const event = (over: Partial<NewEvent> = {}): NewEvent => ({
   metadata: {},
   idempotencyKey: null,
   maxAttempts: 7,
-  directGraceMs: null,
   ...over,
 });
 

@@ -5,11 +5,8 @@ import { eventually, type ServerProcess, type TestDatabase } from "@httpqueue/te
 import { databaseAndReceivers, spawnServer, startTestServer, waitForDelivery } from "./helpers/server.js";
 
 /** Starts the built server on the test database and returns it with a client. */
-async function start(
-  db: TestDatabase,
-  env: Record<string, string> = {},
-): Promise<{ proc: ServerProcess; client: HttpQueueClient }> {
-  const proc = await spawnServer({ DATABASE_URL: db.url, ...env });
+async function start(db: TestDatabase): Promise<{ proc: ServerProcess; client: HttpQueueClient }> {
+  const proc = await spawnServer({ DATABASE_URL: db.url });
   return { proc, client: createClient({ address: proc.address }) };
 }
 
@@ -22,19 +19,14 @@ async function kill(proc: ServerProcess, client: HttpQueueClient) {
 describe("crash safety", () => {
   const fixture = databaseAndReceivers();
 
-  // First attempts are made directly by the server that stored the event; a
-  // short grace makes their safety-net jobs due within seconds.
-  const DIRECT = { DIRECT_DISPATCH_GRACE: "2s" };
-  const QUEUE_ONLY = { DIRECT_DISPATCH_GRACE: "0" };
-
   it("an event pushed just before SIGKILL is delivered after a restart", async () => {
     const receiver = await fixture.receiver();
-    let { proc, client } = await start(fixture.db, DIRECT);
-    await client.registerWebhook({ namespace: "crash", event: "push", url: receiver.url, timeout: 1 });
+    let { proc, client } = await start(fixture.db);
+    await client.registerWebhook({ namespace: "crash", event: "push", url: receiver.url });
     const { eventId } = await client.pushEvent({ namespace: "crash", event: "push", payload: '{"n":1}' });
     await kill(proc, client);
 
-    ({ proc, client } = await start(fixture.db, DIRECT));
+    ({ proc, client } = await start(fixture.db));
     try {
       const [request] = await receiver.waitForRequests(1, 10_000);
       assert.equal(request?.body, '{"n":1}');
@@ -44,34 +36,10 @@ describe("crash safety", () => {
     }
   });
 
-  it("a direct first attempt in flight when the server is killed is made again once its grace ends", async () => {
-    // The first request never gets an answer: the server dies while making it.
-    const receiver = await fixture.receiver((_req, i) => (i === 0 ? "hang" : 200));
-    let { proc, client } = await start(fixture.db, DIRECT);
-    await client.registerWebhook({ namespace: "crash", event: "direct", url: receiver.url, timeout: 1 });
-    const { eventId } = await client.pushEvent({ namespace: "crash", event: "direct", payload: "{}" });
-    await receiver.waitForRequests(1);
-    await kill(proc, client);
-    const [job] = await fixture.db.sql<{ locked: boolean; later: boolean }[]>`
-      select locked_by is not null as locked, run_at > now() as later from graphile_worker.jobs
-      where key like 'httpqueue.deliver:%:1'`;
-    assert.deepEqual(job, { locked: false, later: true }, "the attempt was made outside the queue; its job waits");
-
-    ({ proc, client } = await start(fixture.db, DIRECT));
-    try {
-      const requests = await receiver.waitForRequests(2, 10_000);
-      assert.equal(requests[1]?.headers["webhook-id"], requests[0]?.headers["webhook-id"]);
-      const delivery = await waitForDelivery(client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
-      assert.equal(delivery.attemptCount, 1, "the interrupted attempt was never recorded");
-    } finally {
-      await kill(proc, client);
-    }
-  });
-
   it("a delivery in flight when the server is killed is retried within seconds of the restart", async () => {
     // The first request never gets an answer: the server dies while its job is locked.
     const receiver = await fixture.receiver((_req, i) => (i === 0 ? "hang" : 200));
-    let { proc, client } = await start(fixture.db, QUEUE_ONLY);
+    let { proc, client } = await start(fixture.db);
     await client.registerWebhook({ namespace: "crash", event: "inflight", url: receiver.url });
     const { eventId } = await client.pushEvent({ namespace: "crash", event: "inflight", payload: "{}" });
     await receiver.waitForRequests(1);
@@ -80,7 +48,7 @@ describe("crash safety", () => {
       select count(*)::int as n from graphile_worker.jobs where locked_by is not null`;
     assert.ok((locked?.n ?? 0) >= 1, "the dead server's job is still locked");
 
-    ({ proc, client } = await start(fixture.db, QUEUE_ONLY));
+    ({ proc, client } = await start(fixture.db));
     try {
       const requests = await receiver.waitForRequests(2, 10_000);
       assert.equal(requests[1]?.headers["webhook-id"], requests[0]?.headers["webhook-id"]);
@@ -99,9 +67,8 @@ describe("jobs of live workers", () => {
   it("a worker whose liveness session drops for a moment keeps its jobs: no second request", async () => {
     // Two servers on one database; the first request is never answered, so its job stays locked.
     const receiver = await fixture.receiver((_req, i) => (i === 0 ? "hang" : 200));
-    // Every attempt through the queue: this is about its jobs.
-    const a = await startTestServer({ DIRECT_DISPATCH_GRACE: "0" }, fixture.db);
-    const b = await startTestServer({ DIRECT_DISPATCH_GRACE: "0" }, fixture.db);
+    const a = await startTestServer({}, fixture.db);
+    const b = await startTestServer({}, fixture.db);
     try {
       await a.client.registerWebhook({ namespace: "live", event: "slow", url: receiver.url });
       await a.client.pushEvent({ namespace: "live", event: "slow", payload: "{}" });

@@ -7,9 +7,7 @@ import { httpGet, scrape } from "./helpers/http.js";
 import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 /** Short enough that a test sees the queue change, long enough to be a real cache. */
-// Every attempt through the queue, whose depth these tests read: a first
-// attempt made directly leaves its job scheduled, as a safety net.
-const METRICS_ENV = { METRICS_QUERY_INTERVAL: "50ms", DIRECT_DISPATCH_GRACE: "0" };
+const METRICS_ENV = { METRICS_QUERY_INTERVAL: "50ms" };
 
 describe("metrics", () => {
   let server: TestServer;

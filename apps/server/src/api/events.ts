@@ -7,9 +7,7 @@ export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<P
   const { config } = deps;
   const namespace = checkName("namespace", req.namespace);
   const event = checkName("event", req.event);
-  const { dispatcher } = deps;
-  const direct = dispatcher?.hasRoom() === true;
-  const { eventId, duplicate, directDeliveryIds } = await insertEvent(deps.db, {
+  const { eventId, duplicate } = await insertEvent(deps.db, {
     namespace,
     event,
     payload: checkPayload("payload", req.payload, config.maxPayloadBytes),
@@ -17,9 +15,7 @@ export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<P
     metadata: checkMetadata("metadata", req.metadata),
     idempotencyKey: checkIdempotencyKey("idempotency_key", req.idempotencyKey),
     maxAttempts: config.maxAttempts,
-    directGraceMs: direct ? config.directDispatchGraceMs : null,
   });
-  if (directDeliveryIds.length > 0) dispatcher?.dispatch(directDeliveryIds);
   deps.metrics.eventPushed(namespace, event, duplicate);
   return { eventId, duplicate };
 }

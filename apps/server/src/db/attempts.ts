@@ -9,7 +9,7 @@ import {
   webhookRegistrations,
   type DeliveryStatusValue,
 } from "./schema.js";
-import { deliverJobKey, deliverJobSpec } from "../delivery/task-names.js";
+import { deliverJobSpec } from "../delivery/task-names.js";
 
 // The two statements of every delivery attempt: loading what it needs, and
 // recording what happened. Attempts running at the same time share them (see
@@ -104,8 +104,6 @@ export interface AttemptRecord {
   status: Extract<DeliveryStatusValue, "retrying" | "succeeded" | "failed" | "expired">;
   /** When status is "retrying": when the next attempt runs. */
   nextAttemptAt: Date | null;
-  /** The attempt was made outside the queue: remove its job, still queued as a safety net. */
-  removeJob?: boolean;
 }
 
 const recorders = new WeakMap<Db, Batcher<AttemptRecord, boolean>>();
@@ -137,8 +135,7 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
   with a as (
     select * from json_to_recordset(${sql.placeholder("input")}::json) as x(
       ord int, delivery_id uuid, attempt_number int, started_at timestamptz, duration_ms int, response_code int,
-      response_body text, error_message text, status delivery_status, next_attempt_at timestamptz,
-      remove_job boolean
+      response_body text, error_message text, status delivery_status, next_attempt_at timestamptz
     )
   ), updated as (
     update ${webhookDeliveries} d set
@@ -172,12 +169,8 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
     from updated
     where updated.status = 'retrying'
     having count(*) > 0
-  ), removed as (
-    select graphile_worker.remove_job(${deliverJobKey(sql`a.delivery_id`, sql`a.attempt_number`)})
-    from a where a.remove_job
   )
-  select a.ord, updated.id is not null as updated, (select count(*) from next_job)::int as scheduled,
-    (select count(*) from removed)::int as removed
+  select a.ord, updated.id is not null as updated, (select count(*) from next_job)::int as scheduled
   from a left join updated on updated.id = a.delivery_id
   order by a.ord
 `);
@@ -198,7 +191,6 @@ export async function recordAttempts(db: Db, attempts: AttemptRecord[]): Promise
     error_message: a.errorMessage,
     status: a.status,
     next_attempt_at: a.nextAttemptAt?.toISOString() ?? null,
-    remove_job: a.removeJob === true,
   }));
   const rows = await recordStatement(db, { input: JSON.stringify(input) });
   return rows.map((row) => row.updated);

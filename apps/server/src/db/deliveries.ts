@@ -86,23 +86,6 @@ export async function fanOutEvents(db: Db, items: FanOutItem[]): Promise<number[
   return rows.map((row) => row.created);
 }
 
-const requeueStatement = preparedStatement<{ n: number }>(sql`
-  select count(*)::int as n from graphile_worker.add_jobs(array(
-    select ${deliverJobSpec(sql`id`, sql`1`)}
-    from unnest(array(select value::uuid from json_array_elements_text(${sql.placeholder("ids")}::json))) as id
-  ))
-`);
-
-/**
- * Makes the first-attempt jobs of these deliveries due now (the attempt was
- * to be made directly, and will not be): queueing a job under a key that is
- * taken replaces that job. A delivery whose first attempt was recorded
- * meanwhile gets a job that finds it made and does nothing.
- */
-export async function requeueFirstAttempts(db: Db, deliveryIds: string[]): Promise<void> {
-  if (deliveryIds.length > 0) await requeueStatement(db, { ids: JSON.stringify(deliveryIds) });
-}
-
 /**
  * Ends a pending or retrying delivery without an attempt (expired, or its
  * webhook is gone). Returns false if it had already ended.

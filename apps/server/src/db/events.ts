@@ -16,19 +16,11 @@ export interface NewEvent {
   idempotencyKey: string | null;
   /** Attempts each of its deliveries may make. */
   maxAttempts: number;
-  /**
-   * When set, the caller makes the first attempts itself (see
-   * delivery/dispatcher.ts): each first attempt's job waits this long, plus
-   * the webhook's timeout, as a safety net. When null, the jobs are due at once.
-   */
-  directGraceMs: number | null;
 }
 
 export interface InsertedEvent {
   eventId: string;
   duplicate: boolean;
-  /** With `directGraceMs`: the deliveries whose first attempt is the caller's to make. */
-  directDeliveryIds: string[];
 }
 
 /**
@@ -43,12 +35,7 @@ const MAX_CONCURRENT_BATCHES = 2;
 /** Payload bytes waiting to be stored before pushes are refused (RESOURCE_EXHAUSTED). */
 const MAX_QUEUED_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
-interface StoredEvent {
-  id: string;
-  directDeliveryIds: string[];
-}
-
-const batchers = new WeakMap<Db, Batcher<NewEvent, StoredEvent | null>>();
+const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
 
 /**
  * Stores the event with its deliveries and their jobs (for a fan-out wider
@@ -71,8 +58,8 @@ export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEven
     });
     batchers.set(db, batcher);
   }
-  const stored = await batcher.add(input);
-  if (stored !== null) return { eventId: stored.id, duplicate: false, directDeliveryIds: stored.directDeliveryIds };
+  const id = await batcher.add(input);
+  if (id !== null) return { eventId: id, duplicate: false };
   if (input.idempotencyKey === null) throw new Error("event insert returned no row");
   // The key was used before (by an earlier push, one in the same statement, or
   // one that committed while we waited on it).
@@ -82,7 +69,7 @@ export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEven
     .from(e)
     .where(and(eq(e.namespace, input.namespace), eq(e.idempotencyKey, input.idempotencyKey)));
   if (!existing) throw new Error("idempotency key conflict without a stored event");
-  return { eventId: existing.id, duplicate: true, directDeliveryIds: [] };
+  return { eventId: existing.id, duplicate: true };
 }
 
 /**
@@ -96,13 +83,13 @@ export const MAX_INLINE_FANOUT = 100;
 // Ids are made in `input` (materialised: it is read twice) so that each
 // stored row can be matched with the event it came from. The webhooks are
 // those active when the statement runs, as a fan-out job would see them.
-const storeStatement = preparedStatement<{ ord: number; id: string | null; direct: string[] }>(sql`
+const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql`
   with input as (
     select x.ord, uuidv7() as id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key,
-      x.max_attempts, x.direct_grace_ms
+      x.max_attempts
     from json_to_recordset(${sql.placeholder("input")}::json) as x(
       ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text,
-      max_attempts int, direct_grace_ms int
+      max_attempts int
     )
   ), inserted as (
     insert into ${eventRecords} (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, expires_at)
@@ -114,10 +101,10 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null; direc
     returning id, namespace, event
   ), matched as (
     -- One more than the inline limit tells which events are over it.
-    select inserted.id as event_id, w.id as webhook_id, w.timeout
+    select inserted.id as event_id, w.id as webhook_id
     from inserted
     cross join lateral (
-      select id, timeout from ${webhookRegistrations} w
+      select id from ${webhookRegistrations} w
       where w.namespace = inserted.namespace and w.event = inserted.event and w.active and w.deleted_at is null
       limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}
     ) w
@@ -130,37 +117,29 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null; direc
     join input on input.id = matched.event_id
     where matched.event_id not in (select event_id from wide)
     order by matched.event_id, matched.webhook_id
-    returning id, event_id, webhook_id
-  ), due as (
-    select deliveries.id, deliveries.event_id, input.direct_grace_ms is not null as direct,
-      now() + make_interval(secs => input.direct_grace_ms / 1000.0 + matched.timeout) as run_at
-    from deliveries
-    join matched using (event_id, webhook_id)
-    join input on input.id = deliveries.event_id
+    returning id
   ), jobs as (
     select graphile_worker.add_jobs(array_agg(spec))
     from (
-      select ${deliverJobSpec(sql`due.id`, sql`1`, sql`due.run_at`)} as spec from due
+      select ${deliverJobSpec(sql`deliveries.id`, sql`1`)} as spec from deliveries
       union all
       select (${FANOUT_TASK}::text, json_build_object('eventId', event_id), null, null, null, null, null, null)::graphile_worker.job_spec
       from wide
     ) specs
     having count(*) > 0
   )
-  select input.ord, inserted.id, (select count(*) from jobs)::int as queued,
-    to_json(array(select due.id from due where due.event_id = inserted.id and due.direct order by due.id)) as direct
+  select input.ord, inserted.id, (select count(*) from jobs)::int as queued
   from input left join inserted on inserted.id = input.id
   order by input.ord
 `);
 
 /**
  * Stores the events, creates their deliveries and queues their jobs in one
- * statement (one commit, one NOTIFY). Returns each event's id with the
- * deliveries whose first attempt is the caller's (see `directGraceMs`), or
- * null for one not stored because its idempotency key was taken, in the given order; of two events
+ * statement (one commit, one NOTIFY). Returns each event's id, or null for one not stored
+ * because its idempotency key was taken, in the given order; of two events
  * with the same key, the first is stored.
  */
-export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(StoredEvent | null)[]> {
+export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(string | null)[]> {
   const input = inputs.map((e, ord) => ({
     ord,
     namespace: e.namespace,
@@ -170,10 +149,9 @@ export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(StoredEv
     metadata: e.metadata,
     idempotency_key: e.idempotencyKey,
     max_attempts: e.maxAttempts,
-    direct_grace_ms: e.directGraceMs,
   }));
   const rows = await storeStatement(db, { input: JSON.stringify(input) });
-  return rows.map((row) => (row.id === null ? null : { id: row.id, directDeliveryIds: row.direct }));
+  return rows.map((row) => row.id);
 }
 
 export async function findEvent(db: Db, id: string): Promise<EventRow | undefined> {

@@ -1,3 +1,4 @@
+import type { JobHelpers } from "graphile-worker";
 import { loadDelivery, recordAttempt, type LoadedDelivery } from "../db/attempts.js";
 import type { Db } from "../db/client.js";
 import { closeDelivery } from "../db/deliveries.js";
@@ -16,23 +17,12 @@ export interface DeliverDeps {
   metrics: Pick<Metrics, "deliveryOutcome" | "attemptFinished" | "deliverySucceeded" | "inFlight">;
 }
 
-export interface AttemptOptions {
-  /** Aborts the HTTP request (shutdown). */
-  signal?: AbortSignal | undefined;
-  /** Made outside the queue (delivery/dispatcher.ts): the attempt's job is still queued, as a safety net. */
-  direct?: boolean;
-}
-
-/** Makes attempt `attempt` of a delivery, unless it was made, or the delivery ended. */
-export type Deliver = (deliveryId: string, attempt: number, options?: AttemptOptions) => Promise<void>;
-
-/**
- * One HTTP attempt of a delivery, recorded with its outcome and what follows:
- * the delivery task, and the direct first attempts.
- */
-export function createDeliverer(deps: DeliverDeps): Deliver {
+/** The delivery task: one HTTP attempt, recorded with its outcome and what follows. */
+export function createDeliverTask(
+  deps: DeliverDeps,
+): (payload: { deliveryId: string; attempt: number }, helpers: JobHelpers) => Promise<void> {
   const { db, http, policy, logger, metrics } = deps;
-  return async (deliveryId, attempt, options = {}) => {
+  return async ({ deliveryId, attempt }, helpers) => {
     const loadedAt = performance.now();
     const delivery = await loadDelivery(db, deliveryId);
     if (!delivery) {
@@ -63,7 +53,9 @@ export function createDeliverer(deps: DeliverDeps): Deliver {
       return;
     }
 
-    const outcome = await metrics.inFlight(() => http.send(buildRequest(delivery, deps.userAgent, options.signal)));
+    const outcome = await metrics.inFlight(() =>
+      http.send(buildRequest(delivery, deps.userAgent, helpers.abortSignal)),
+    );
     metrics.attemptFinished(
       attemptResult(outcome.statusCode, outcome.timedOut === true, outcome.permanent === true),
       outcome.durationMs / 1000,
@@ -96,7 +88,6 @@ export function createDeliverer(deps: DeliverDeps): Deliver {
       errorMessage: outcome.error ?? null,
       status,
       nextAttemptAt,
-      removeJob: options.direct === true,
     });
     // Not updated: the delivery was cancelled meanwhile, and counted by whoever cancelled it.
     if (updated) metrics.deliveryOutcome(status);

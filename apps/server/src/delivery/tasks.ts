@@ -2,14 +2,11 @@ import type { JobHelpers, TaskList } from "graphile-worker";
 import type { Db } from "../db/client.js";
 import { fanOut } from "../db/deliveries.js";
 import { rootCause } from "../db/errors.js";
-import type { Logger } from "../observability/logger.js";
-import type { Deliver } from "./deliver.js";
+import { createDeliverTask, type DeliverDeps } from "./deliver.js";
 import { DELIVER_TASK, FANOUT_TASK } from "./task-names.js";
 
-export interface TaskDeps {
+export interface TaskDeps extends DeliverDeps {
   db: Db;
-  deliver: Deliver;
-  logger: Logger;
   /** Attempts each new delivery may make. */
   maxAttempts: number;
 }
@@ -21,9 +18,7 @@ export function createTaskList(deps: TaskDeps): TaskList {
       const created = await fanOut(deps.db, eventId, deps.maxAttempts);
       deps.logger.debug({ eventId, deliveries: created }, "event fanned out");
     }),
-    [DELIVER_TASK]: withPlainErrors(({ deliveryId, attempt }: { deliveryId: string; attempt: number }, helpers) =>
-      deps.deliver(deliveryId, attempt, { signal: helpers.abortSignal }),
-    ),
+    [DELIVER_TASK]: withPlainErrors(createDeliverTask(deps)),
   };
 }
 
