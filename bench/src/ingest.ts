@@ -17,8 +17,8 @@ export interface IngestResult {
 
 /**
  * PushEvent as fast as the server answers: `channels` clients with
- * `inFlightPerChannel` calls each. The event has no webhook, so the worker
- * only runs its fan-out job (which finds nothing to deliver).
+ * `inFlightPerChannel` calls each. The event has no webhook, so nothing is
+ * queued: this is the cost of storing events.
  */
 export function ingestClosedLoop(ctx: ScenarioContext, logLevel: "warn" | "info"): Promise<IngestResult> {
   return withService(ctx, `ingest_${logLevel}`, logLevel, async (running) => {
