@@ -41,9 +41,10 @@ const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
  * Stores the event with its deliveries and their jobs (for a fan-out wider
  * than `MAX_INLINE_FANOUT`, a fan-out job instead) in one statement, so that
  * the event is never stored without what delivers it, nor anything queued
- * without its event; resolves once that statement committed. Concurrent calls share the
- * statement (see `storeEvents`). With an idempotency key already used in the
- * namespace, stores nothing and returns the first event's id.
+ * without its event; resolves once that statement committed. Concurrent
+ * calls share the statement (see `storeEvents`). With an idempotency key
+ * already used in the namespace, stores nothing and returns the first
+ * event's id.
  */
 export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEvent> {
   let batcher = batchers.get(db);
@@ -119,11 +120,13 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     order by matched.event_id, matched.webhook_id
     returning id
   ), jobs as (
-    select graphile_worker.add_jobs(array_agg(spec))
+    -- In the order of the ids (uuidv7: the order they were made in), so that
+    -- the queue takes them first in, first out.
+    select graphile_worker.add_jobs(array_agg(spec order by id))
     from (
-      select ${deliverJobSpec(sql`deliveries.id`, sql`1`)} as spec from deliveries
+      select deliveries.id, ${deliverJobSpec(sql`deliveries.id`, sql`1`)} as spec from deliveries
       union all
-      select (${FANOUT_TASK}::text, json_build_object('eventId', event_id), null, null, null, null, null, null)::graphile_worker.job_spec
+      select event_id, (${FANOUT_TASK}::text, json_build_object('eventId', event_id), null, null, null, null, null, null)::graphile_worker.job_spec
       from wide
     ) specs
     having count(*) > 0
@@ -135,9 +138,9 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
 
 /**
  * Stores the events, creates their deliveries and queues their jobs in one
- * statement (one commit, one NOTIFY). Returns each event's id, or null for one not stored
- * because its idempotency key was taken, in the given order; of two events
- * with the same key, the first is stored.
+ * statement (one commit, one NOTIFY). Returns each event's id, or null for
+ * one not stored because its idempotency key was taken, in the given order;
+ * of two events with the same key, the first is stored.
  */
 export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(string | null)[]> {
   const input = inputs.map((e, ord) => ({
