@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
 import { Webhook } from "standardwebhooks";
 import { eventually, type Receiver, startReceiver } from "@httpqueue/testkit";
+import { MAX_INLINE_FANOUT } from "../src/db/events.js";
 import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 describe("delivery", () => {
@@ -101,6 +102,25 @@ describe("delivery", () => {
     const untouched = await client.getWebhookStatus({ identifier: { $case: "webhookId", value: inactive.webhookId } });
     assert.equal(untouched.deliveries.length, 0);
     assert.deepEqual(untouched.counts, []);
+  });
+
+  it(`delivers an event with more than ${MAX_INLINE_FANOUT} webhooks through its fan-out job, once to each`, async () => {
+    const { client } = server;
+    const count = MAX_INLINE_FANOUT + 5;
+    for (let i = 0; i < count; i++) {
+      await client.registerWebhook({ namespace: "order", event: "wide", url: `${receiver.url}/wide/${i}` });
+    }
+    const pushed = await client.pushEvent({ namespace: "order", event: "wide", payload: "{}" });
+    await eventually(async () => {
+      const done = [];
+      for await (const d of client.listDeliveriesAsync({ eventId: pushed.eventId })) {
+        if (d.status === DeliveryStatus.DELIVERY_STATUS_SUCCEEDED) done.push(d);
+      }
+      return done.length === count ? done : undefined;
+    });
+    const paths = receiver.requests.filter((r) => r.path.startsWith("/wide/")).map((r) => r.path);
+    assert.equal(paths.length, count, "one request per webhook");
+    assert.equal(new Set(paths).size, count);
   });
 
   it("sends no body with GET", async () => {
