@@ -51,7 +51,7 @@ export const USAGE = `usage: pnpm bench [-- options]
   --quick              a shorter run (under 2 minutes): shorter windows, fewer variants
   --runs <n>           runs of every figure; each figure is the median (default 3)
   --only <names>       comma-separated scenarios: ${SCENARIOS.join(", ")}
-  --window <s>         measurement window (default 8, quick 2.5)
+  --window <s>         measurement window (default 8, quick 2)
   --warmup <s>         load before each window (default 2, quick 1)
   --concurrency <n>    WORKER_CONCURRENCY, and the concurrency of baselines (a) and (b) (default 64, the server's default)
   --db-clients <n>     connections of baseline (c): the server's DATABASE_POOL_SIZE (default 10)
@@ -119,7 +119,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     if (unknown.length > 0) throw new UsageError(`unknown scenario(s): ${unknown.join(", ")}`);
     scenarios = SCENARIOS.filter((s) => names.includes(s));
   }
-  const windowMs = positive("window", values.window, quick ? 2.5 : 8, false) * 1000;
+  const windowMs = positive("window", values.window, quick ? 2 : 8, false) * 1000;
   return {
     mode: quick ? "quick" : "full",
     runs: positive("runs", values.runs, 3),
