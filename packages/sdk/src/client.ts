@@ -207,29 +207,36 @@ export function createClient(options: ClientOptions): HttpQueueClient {
     updateWebhook: rpc(service.updateWebhook, UpdateWebhookRequest),
     unregisterWebhook: rpc(service.unregisterWebhook, UnregisterWebhookRequest),
     listWebhooks,
-    async *listWebhooksAsync(request = {}, callOptions) {
-      let pageToken = "";
-      do {
-        const page = await listWebhooks({ ...request, pageToken }, callOptions);
-        yield* page.webhooks;
-        pageToken = page.nextPageToken;
-      } while (pageToken !== "");
-    },
+    listWebhooksAsync: (request = {}, callOptions) =>
+      everyPage(
+        (pageToken) => listWebhooks({ ...request, pageToken }, callOptions),
+        (page) => page.webhooks,
+      ),
     pushEvent: guard(toPushEventRequest, rpc(service.pushEvent, PushEventRequest)),
     getWebhookStatus,
-    async *listDeliveriesAsync(request, callOptions) {
-      let pageToken = "";
-      do {
-        const page = await getWebhookStatus({ ...request, pageToken }, callOptions);
-        yield* page.deliveries;
-        pageToken = page.nextPageToken;
-      } while (pageToken !== "");
-    },
+    listDeliveriesAsync: (request, callOptions) =>
+      everyPage(
+        (pageToken) => getWebhookStatus({ ...request, pageToken }, callOptions),
+        (page) => page.deliveries,
+      ),
     close() {
       closed = true;
       client.close();
     },
   };
+}
+
+/** The items of every page, fetching each page when the one before is used up. */
+async function* everyPage<Page extends { nextPageToken: string }, Item>(
+  fetch: (pageToken: string) => Promise<Page>,
+  items: (page: Page) => Item[],
+): AsyncGenerator<Item> {
+  let pageToken = "";
+  do {
+    const page = await fetch(pageToken);
+    yield* items(page);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
 }
 
 function checkDeadline(deadlineMs: number | undefined, name: string) {

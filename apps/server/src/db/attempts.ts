@@ -1,6 +1,6 @@
 import { eq, sql } from "drizzle-orm";
-import { createBatcher, type Batcher } from "./batcher.js";
-import type { Db } from "./client.js";
+import { createBatcher } from "./batcher.js";
+import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import {
   deliveryAttempts,
@@ -61,34 +61,26 @@ function selectDeliveries(db: Db) {
 /** Everything an attempt needs: the delivery, its event and its webhook. */
 export type LoadedDelivery = Awaited<ReturnType<ReturnType<typeof selectDeliveries>["execute"]>>[number];
 
-const selects = new WeakMap<Db, ReturnType<typeof selectDeliveries>>();
+const selectFor = perDatabase(selectDeliveries);
 
 /** `loadDelivery` for several deliveries in one statement: each one's row, or undefined, in order. */
 export async function loadDeliveries(db: Db, ids: string[]): Promise<(LoadedDelivery | undefined)[]> {
-  let select = selects.get(db);
-  if (!select) {
-    select = selectDeliveries(db);
-    selects.set(db, select);
-  }
-  const rows = await select.execute({ ids: JSON.stringify(ids) });
+  const rows = await selectFor(db).execute({ ids: JSON.stringify(ids) });
   const byId = new Map(rows.map((row) => [row.id, row]));
   return ids.map((id) => byId.get(id));
 }
 
-const loaders = new WeakMap<Db, Batcher<string, LoadedDelivery | undefined>>();
+const loaderFor = perDatabase((db) =>
+  createBatcher({
+    run: (ids: string[]) => loadDeliveries(db, ids),
+    maxBatchSize: MAX_BATCH,
+    maxConcurrent: MAX_CONCURRENT_BATCHES,
+  }),
+);
 
 /** The delivery, its event and its webhook; undefined for an unknown id. Concurrent calls share a statement. */
 export function loadDelivery(db: Db, deliveryId: string): Promise<LoadedDelivery | undefined> {
-  let loader = loaders.get(db);
-  if (!loader) {
-    loader = createBatcher({
-      run: (ids) => loadDeliveries(db, ids),
-      maxBatchSize: MAX_BATCH,
-      maxConcurrent: MAX_CONCURRENT_BATCHES,
-    });
-    loaders.set(db, loader);
-  }
-  return loader.add(deliveryId);
+  return loaderFor(db).add(deliveryId);
 }
 
 export interface AttemptRecord {
@@ -106,7 +98,15 @@ export interface AttemptRecord {
   nextAttemptAt: Date | null;
 }
 
-const recorders = new WeakMap<Db, Batcher<AttemptRecord, boolean>>();
+const recorderFor = perDatabase((db) =>
+  createBatcher({
+    run: (attempts: AttemptRecord[]) => recordAttempts(db, attempts),
+    maxBatchSize: MAX_BATCH,
+    maxConcurrent: MAX_CONCURRENT_BATCHES,
+    // Two attempts of one delivery never share a statement: the second must see the first's update.
+    key: (a) => a.deliveryId,
+  }),
+);
 
 /**
  * Records the attempt, updates the delivery and, when retrying, queues the next
@@ -117,18 +117,7 @@ const recorders = new WeakMap<Db, Batcher<AttemptRecord, boolean>>();
  * `recordAttempts`).
  */
 export function recordAttempt(db: Db, attempt: AttemptRecord): Promise<boolean> {
-  let recorder = recorders.get(db);
-  if (!recorder) {
-    recorder = createBatcher({
-      run: (attempts) => recordAttempts(db, attempts),
-      maxBatchSize: MAX_BATCH,
-      maxConcurrent: MAX_CONCURRENT_BATCHES,
-      // Two attempts of one delivery never share a statement: the second must see the first's update.
-      key: (a) => a.deliveryId,
-    });
-    recorders.set(db, recorder);
-  }
-  return recorder.add(attempt);
+  return recorderFor(db).add(attempt);
 }
 
 const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql`

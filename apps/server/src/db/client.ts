@@ -14,6 +14,22 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
 }
 
+/**
+ * `make(db)`, made once per database client (on first use) and kept as long
+ * as the client: the statements and batchers that belong to one pool.
+ */
+export function perDatabase<T>(make: (db: Db) => T): (db: Db) => T {
+  const made = new WeakMap<Db, T>();
+  return (db) => {
+    let value = made.get(db);
+    if (value === undefined) {
+      value = make(db);
+      made.set(db, value);
+    }
+    return value;
+  };
+}
+
 /** A pooled postgres.js client wrapped by drizzle. Connects lazily, on first query. */
 export function createDatabase(options: DatabaseOptions): Db {
   const client = postgres(options.url, {

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
-import { createBatcher, type Batcher } from "./batcher.js";
-import type { Db } from "./client.js";
+import { createBatcher } from "./batcher.js";
+import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { eventRecords, webhookDeliveries, webhookRegistrations, type DeliveryStatusValue } from "./schema.js";
 import { deliverJobSpec } from "../delivery/task-names.js";
@@ -15,12 +15,19 @@ export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 const MAX_FANOUT_BATCH = 64;
 const MAX_CONCURRENT_FANOUTS = 2;
 
-const fanOutBatchers = new WeakMap<Db, Batcher<FanOutItem, number>>();
-
 interface FanOutItem {
   eventId: string;
   maxAttempts: number;
 }
+
+const fanOutBatcherFor = perDatabase((db) =>
+  createBatcher({
+    run: (items: FanOutItem[]) => fanOutEvents(db, items),
+    maxBatchSize: MAX_FANOUT_BATCH,
+    maxConcurrent: MAX_CONCURRENT_FANOUTS,
+    key: (item) => item.eventId,
+  }),
+);
 
 /**
  * Creates one delivery per active webhook of the event's namespace/event and
@@ -29,17 +36,7 @@ interface FanOutItem {
  * the statement (see `fanOutEvents`). Returns how many deliveries were created.
  */
 export function fanOut(db: Db, eventId: string, maxAttempts: number): Promise<number> {
-  let batcher = fanOutBatchers.get(db);
-  if (!batcher) {
-    batcher = createBatcher({
-      run: (items) => fanOutEvents(db, items),
-      maxBatchSize: MAX_FANOUT_BATCH,
-      maxConcurrent: MAX_CONCURRENT_FANOUTS,
-      key: (item) => item.eventId,
-    });
-    fanOutBatchers.set(db, batcher);
-  }
-  return batcher.add({ eventId, maxAttempts });
+  return fanOutBatcherFor(db).add({ eventId, maxAttempts });
 }
 
 const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`

@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
-import { createBatcher, type Batcher } from "./batcher.js";
-import type { Db } from "./client.js";
+import { createBatcher } from "./batcher.js";
+import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.js";
 import { deliverJobSpec, FANOUT_TASK } from "../delivery/task-names.js";
@@ -35,7 +35,16 @@ const MAX_CONCURRENT_BATCHES = 2;
 /** Payload bytes waiting to be stored before pushes are refused (RESOURCE_EXHAUSTED). */
 const MAX_QUEUED_PAYLOAD_BYTES = 64 * 1024 * 1024;
 
-const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
+const batcherFor = perDatabase((db) =>
+  createBatcher({
+    run: (inputs: NewEvent[]) => storeEvents(db, inputs),
+    maxBatchSize: MAX_BATCH_EVENTS,
+    maxConcurrent: MAX_CONCURRENT_BATCHES,
+    weight: (e) => e.payload.length,
+    maxBatchWeight: MAX_BATCH_PAYLOAD_BYTES,
+    maxQueuedWeight: MAX_QUEUED_PAYLOAD_BYTES,
+  }),
+);
 
 /**
  * Stores the event with its deliveries and their jobs (for a fan-out wider
@@ -47,19 +56,7 @@ const batchers = new WeakMap<Db, Batcher<NewEvent, string | null>>();
  * event's id.
  */
 export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEvent> {
-  let batcher = batchers.get(db);
-  if (!batcher) {
-    batcher = createBatcher({
-      run: (inputs) => storeEvents(db, inputs),
-      maxBatchSize: MAX_BATCH_EVENTS,
-      maxConcurrent: MAX_CONCURRENT_BATCHES,
-      weight: (e) => e.payload.length,
-      maxBatchWeight: MAX_BATCH_PAYLOAD_BYTES,
-      maxQueuedWeight: MAX_QUEUED_PAYLOAD_BYTES,
-    });
-    batchers.set(db, batcher);
-  }
-  const id = await batcher.add(input);
+  const id = await batcherFor(db).add(input);
   if (id !== null) return { eventId: id, duplicate: false };
   if (input.idempotencyKey === null) throw new Error("event insert returned no row");
   // The key was used before (by an earlier push, one in the same statement, or
