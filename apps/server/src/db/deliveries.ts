@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, sql, type SQL } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
@@ -39,6 +39,18 @@ export function fanOut(db: Db, eventId: string, maxAttempts: number): Promise<nu
   return fanOutBatcherFor(db).add({ eventId, maxAttempts });
 }
 
+/**
+ * SQL: the ids of the webhooks an event of this namespace/event goes to (the
+ * active ones; the fan-out index's condition). `alias` names the row with
+ * the event's `namespace` and `event` columns.
+ */
+export function receivingWebhooks(alias: string): SQL {
+  const source = sql.raw(alias);
+  return sql`
+    select id from ${webhookRegistrations} w
+    where w.namespace = ${source}.namespace and w.event = ${source}.event and w.active and w.deleted_at is null`;
+}
+
 const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
   with input as (
     select x.ord, x.event_id, x.max_attempts
@@ -54,11 +66,7 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     cross join lateral (
       select id, namespace, event from ${eventRecords} where id = input.event_id offset 0
     ) e
-    cross join lateral (
-      select id from ${webhookRegistrations} w
-      where w.namespace = e.namespace and w.event = e.event and w.active and w.deleted_at is null
-      offset 0
-    ) w
+    cross join lateral (${receivingWebhooks("e")} offset 0) w
     order by input.ord, w.id
     on conflict (event_id, webhook_id) do nothing
     returning id, event_id

@@ -2,7 +2,8 @@ import { and, eq, sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
-import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.js";
+import { receivingWebhooks } from "./deliveries.js";
+import { eventRecords, webhookDeliveries } from "./schema.js";
 import { deliverJobSpec, FANOUT_TASK } from "../delivery/task-names.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
@@ -101,11 +102,7 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     -- One more than the inline limit tells which events are over it.
     select inserted.id as event_id, w.id as webhook_id
     from inserted
-    cross join lateral (
-      select id from ${webhookRegistrations} w
-      where w.namespace = inserted.namespace and w.event = inserted.event and w.active and w.deleted_at is null
-      limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}
-    ) w
+    cross join lateral (${receivingWebhooks("inserted")} limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}) w
   ), wide as (
     select event_id from matched group by event_id having count(*) > ${sql.raw(String(MAX_INLINE_FANOUT))}
   ), deliveries as (
