@@ -4,6 +4,7 @@ import { loadDescriptorSet, WebhookServiceService } from "@httpqueue/proto";
 import { indexDescriptorSet } from "./api/descriptor-index.js";
 import { createAuthInterceptor } from "./api/auth.js";
 import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection.js";
+import { guardedService } from "./api/request-guard.js";
 import { createWebhookService } from "./api/service.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
@@ -31,7 +32,7 @@ export interface App {
   httpPort: number;
   /** Stops taking RPCs, lets running deliveries finish (bounded), closes everything. */
   stop(): Promise<void>;
-  /** Rejects if the worker dies. */
+  /** Resolves once stopped; rejects if the worker died and could not be started again. */
   readonly done: Promise<void>;
 }
 
@@ -106,6 +107,9 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       pollIntervalMs: config.workerPollIntervalMs,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
       logger,
+      onStatus: (status) => {
+        health.setWorker(status.running ? { ok: true } : { ok: false, reason: status.reason });
+      },
       taskList: createTaskList({
         db,
         http,
@@ -121,7 +125,6 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       }),
     });
     closers.push(() => worker.stop());
-    health.watchWorker(worker.done);
 
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.
@@ -135,7 +138,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
             ]
           : [],
     });
-    server.addService(WebhookServiceService, createWebhookService({ db, config, logger, metrics }));
+    server.addService(guardedService(WebhookServiceService), createWebhookService({ db, config, logger, metrics }));
     // Health and reflection are services apart from the API: an auth interceptor can let them through.
     const grpcHealth = addHealthService(server, health);
     const reflection = addReflectionService(server, indexDescriptorSet(loadDescriptorSet()), [

@@ -26,6 +26,12 @@ setGrpcLogger({
     logger.warn({ component: "grpc" }, formatWithOptions({}, ...args));
   },
 });
+// Node's own warnings (deprecations, too many listeners) go through the logger
+// too: on stderr as plain text they would break "one JSON object per line".
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  logger.warn({ component: "node", warning: { name: warning.name, message: warning.message } }, "node warning");
+});
 let embedded: EmbeddedPostgres | undefined;
 let app: App;
 try {
@@ -90,7 +96,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 }
 
 app.done.catch(async (err: unknown) => {
-  logger.fatal({ err }, "the delivery worker stopped unexpectedly");
+  logger.fatal({ err }, "the delivery worker cannot be started again; exiting so that the server is restarted");
+  await app.stop().catch(() => undefined);
   await embedded?.stop();
   process.exit(1);
 });

@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import type { ServerResponse } from "node:http";
 import { credentials, Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { grpcHealthV1 } from "@httpqueue/proto";
-import { createTestDatabase, eventually, startTcpProxy, type TcpProxy } from "@httpqueue/testkit";
+import { createTestDatabase, eventually, startTcpProxy, type TcpProxy, until } from "@httpqueue/testkit";
 import postgres from "postgres";
 import { startApp } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
@@ -52,9 +52,6 @@ function healthClient(address: string) {
     },
   };
 }
-
-/** Waits until `condition` holds. */
-const until = (condition: () => boolean) => eventually(() => Promise.resolve(condition() ? true : undefined));
 
 const HEALTH_ENV = { HEALTH_CHECK_INTERVAL: "50ms", LOG_LEVEL: "info" };
 let dbPassword = "hunter2-never-shown";
@@ -156,9 +153,8 @@ describe("health", () => {
     });
   });
 
-  it("fails the worker check once the worker stops", async () => {
+  it("fails the worker check while the worker is down, with its reason", async () => {
     const sql = postgres(fixture.db.url, { max: 1, onnotice: () => undefined });
-    let stopWorker!: () => void;
     const monitor = createHealthMonitor({
       pingDatabase: async () => {
         await sql`select 1`;
@@ -168,18 +164,20 @@ describe("health", () => {
     });
     try {
       monitor.migrationsApplied();
-      monitor.watchWorker(new Promise<void>((resolve) => (stopWorker = resolve)));
+      monitor.setWorker({ ok: true });
       await monitor.start();
       assert.equal(monitor.readiness().ready, true);
 
       const changes: boolean[] = [];
       monitor.onChange((r) => changes.push(r.ready));
-      stopWorker();
-      await until(() => changes.length > 0);
+      monitor.setWorker({ ok: false, reason: "the delivery worker stopped; restarting it" });
+      assert.deepEqual(changes, [false]);
       const after = monitor.readiness();
       assert.equal(after.ready, false);
-      assert.deepEqual(after.checks.worker, { ok: false, reason: "the delivery worker stopped" });
+      assert.deepEqual(after.checks.worker, { ok: false, reason: "the delivery worker stopped; restarting it" });
       assert.deepEqual(after.checks.database, { ok: true });
+      monitor.setWorker({ ok: true });
+      assert.deepEqual(changes, [false, true]);
     } finally {
       monitor.stop();
       await sql.end();

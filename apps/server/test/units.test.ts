@@ -244,7 +244,7 @@ describe("error mapping", () => {
 });
 
 describe("delivery HTTP client", () => {
-  it("leaves no listener on the long-lived shutdown signal, whatever the outcome", async () => {
+  it("puts one listener on the long-lived shutdown signal, however many requests share it, and it aborts them all", async () => {
     const receiver = await startReceiver((req) => (req.path === "/slow" ? { status: 200, delayMs: 300 } : 200));
     const http = createHttpClient({
       connections: 4,
@@ -252,23 +252,36 @@ describe("delivery HTTP client", () => {
       destinations: { allowPrivate: true, allowlist: [] },
     });
     const shutdown = new AbortController();
+    const send = (i: number) =>
+      http.send({
+        // The slow half times out.
+        url: i % 2 === 0 ? receiver.url : `${receiver.url}/slow`,
+        method: "POST",
+        headers: {},
+        body: "{}",
+        timeoutMs: i % 2 === 0 ? 5000 : 100,
+        signal: shutdown.signal,
+      });
     try {
-      const outcomes = await Promise.all(
-        Array.from({ length: 20 }, (_, i) =>
-          http.send({
-            // The slow half times out.
-            url: i % 2 === 0 ? receiver.url : `${receiver.url}/slow`,
-            method: "POST",
-            headers: {},
-            body: "{}",
-            timeoutMs: i % 2 === 0 ? 5000 : 100,
-            signal: shutdown.signal,
-          }),
-        ),
-      );
+      const running = Array.from({ length: 20 }, (_, i) => send(i));
+      assert.equal(getEventListeners(shutdown.signal, "abort").length, 1, "one listener for 20 requests");
+      const outcomes = await Promise.all(running);
       assert.equal(outcomes.filter((o) => o.timedOut).length, 10);
       assert.equal(outcomes.filter((o) => o.statusCode === 200).length, 10);
-      assert.equal(getEventListeners(shutdown.signal, "abort").length, 0);
+      assert.equal(getEventListeners(shutdown.signal, "abort").length, 1, "still one, not one per request");
+
+      const hanging = Array.from({ length: 3 }, () =>
+        http.send({
+          url: `${receiver.url}/slow`,
+          method: "POST",
+          headers: {},
+          body: "{}",
+          timeoutMs: 5000,
+          signal: shutdown.signal,
+        }),
+      );
+      shutdown.abort(new Error("shutting down"));
+      for (const result of await Promise.allSettled(hanging)) assert.equal(result.status, "rejected");
     } finally {
       await http.close();
       await receiver.close();

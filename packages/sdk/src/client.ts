@@ -11,7 +11,9 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import {
+  findField,
   GetWebhookStatusRequest,
+  hasLoneSurrogate,
   ListWebhooksRequest,
   PushEventRequest,
   RegisterWebhookRequest,
@@ -164,11 +166,20 @@ export function createClient(options: ClientOptions): HttpQueueClient {
         try {
           checkDeadline(callOptions?.deadlineMs, "deadlineMs");
           const grpcOptions: GrpcCallOptions = { deadline: Date.now() + deadlineMs };
+          const message = messageFns.fromPartial(request);
+          // UTF-8 cannot carry it: it would arrive as U+FFFD, the text silently changed.
+          const damaged = findField(message as object, hasLoneSurrogate);
+          if (damaged !== undefined) {
+            throw new HttpQueueError(
+              status.INVALID_ARGUMENT,
+              `${damaged}: holds a lone surrogate (half of a UTF-16 pair), which cannot be sent as UTF-8`,
+            );
+          }
           call = client.makeUnaryRequest(
             def.path,
             def.requestSerialize,
             def.responseDeserialize,
-            messageFns.fromPartial(request),
+            message,
             metadata,
             grpcOptions,
             (err: ServiceError | null, response?: Res) => {

@@ -19,3 +19,8 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Waits until `condition` holds (polled like `eventually`). */
+export function until(condition: () => boolean, timeoutMs?: number, what?: string): Promise<true> {
+  return eventually(() => Promise.resolve(condition() ? true : undefined), timeoutMs, what);
+}

@@ -1,6 +1,6 @@
 export { createTestCertificates, type TestCertificates } from "./certificates.js";
 export { ADMIN_URL, createTestDatabase, databaseUrl, type TemplateOptions, type TestDatabase } from "./database.js";
-export { eventually } from "./eventually.js";
+export { eventually, until } from "./eventually.js";
 export { listenGrpc } from "./grpc.js";
 export { freePort } from "./ports.js";
 export { runToExit, spawnServer, type ServerProcess } from "./process.js";

@@ -1,4 +1,5 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { toWellFormed } from "@httpqueue/proto";
 import { isConcurrencyConflict, isDatabaseUnavailable, OverloadedError } from "../db/errors.js";
 
 /** An error meant for the caller: its code and message go on the wire as they are. */
@@ -48,5 +49,23 @@ export function toServiceError(err: unknown): { error: Partial<ServiceError>; un
 }
 
 function serviceError(code: status, details: string): Partial<ServiceError> {
-  return { code, details, metadata: new Metadata() };
+  return { code, details: wireText(details), metadata: new Metadata() };
+}
+
+/** Longest status message sent: a client may refuse trailers past a few KiB. */
+export const MAX_DETAILS_LENGTH = 1000;
+
+/**
+ * A status message that grpc-js can always send, whatever went into it:
+ * well-formed UTF-16 (grpc-js percent-encodes it with encodeURI, which throws
+ * on a lone surrogate, outside any handler, and that ends the process),
+ * control characters escaped, at most MAX_DETAILS_LENGTH characters.
+ */
+export function wireText(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
+  let out = toWellFormed(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
+  if (out.length > MAX_DETAILS_LENGTH) out = `${out.slice(0, MAX_DETAILS_LENGTH - 1)}…`;
+  return toWellFormed(out);
 }

@@ -7,6 +7,7 @@ import type { ApiDeps } from "./deps.js";
 import { toServiceError } from "./errors.js";
 import { pushEvent } from "./events.js";
 import { getWebhookStatus } from "./status.js";
+import { requestProblem } from "./request-guard.js";
 import { listWebhooks, registerWebhook, unregisterWebhook, updateWebhook } from "./webhooks.js";
 
 /**
@@ -32,7 +33,9 @@ export function createWebhookService(
         logger.info({ rpc: method, code: name ?? code, durationMs: Math.round(ms * 10) / 10 }, "rpc");
         metrics.rpcHandled(method, name ?? "UNKNOWN", ms / 1000);
       };
-      handler(deps, call.request).then(
+      const problem = requestProblem(call.request as object);
+      const handled = problem === undefined ? handler(deps, call.request) : Promise.reject(problem);
+      handled.then(
         (response) => {
           done(status.OK);
           callback(null, response);

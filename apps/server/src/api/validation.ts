@@ -23,6 +23,8 @@ const URL_MAX = 2048;
 export function checkUrl(field: string, value: string): string {
   if (value === "") throw invalidArgument(field, "is required");
   if (value.length > URL_MAX) throw invalidArgument(field, `must be at most ${URL_MAX} characters`);
+  // The URL parser would drop some and encode others: the stored URL is the one given, so refuse them.
+  if (CONTROL.test(value)) throw invalidArgument(field, "must not contain control characters");
   let url: URL;
   try {
     url = new URL(value);
@@ -110,10 +112,21 @@ export function checkHeaders(field: string, headers: Record<string, string>): Re
 }
 
 const DESCRIPTION_MAX = 1024;
+/** C0 and C1 control characters and DEL. */
+// eslint-disable-next-line no-control-regex -- control characters are what it matches
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** The same, but for tab, line feed and carriage return, which free text may hold. */
+// eslint-disable-next-line no-control-regex -- control characters are what it matches
+const TEXT_CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
+/**
+ * Free text (descriptions, metadata): no control characters but tab and line
+ * breaks, so that what is shown in a terminal cannot carry escape sequences.
+ */
 export function checkText(field: string, value: string, max = DESCRIPTION_MAX): string {
   if (value.length > max) throw invalidArgument(field, `must be at most ${max} characters`);
   if (value.includes("\u0000")) throw invalidArgument(field, "must not contain NUL characters");
+  if (TEXT_CONTROL.test(value)) throw invalidArgument(field, "must not contain control characters");
   return value;
 }
 
@@ -125,7 +138,10 @@ export function checkPayload(field: string, value: string, maxBytes: number): st
   try {
     JSON.parse(value);
   } catch (err) {
-    throw invalidArgument(field, `must be valid JSON (${err instanceof Error ? err.message : String(err)})`);
+    // The parser's message quotes the input: shortened and escaped like any quoted input.
+    const message = err instanceof Error ? err.message : String(err);
+    // It may quote the input: cut short here; made safe to send where every error becomes a status.
+    throw invalidArgument(field, `must be valid JSON (${cut(message, 120)})`);
   }
   return value;
 }
@@ -173,8 +189,13 @@ export function checkId(field: string, value: string): string {
   return value.toLowerCase();
 }
 
-/** Quoted user input in messages: cut short, control characters escaped. */
-function printable(value: string): string {
-  const cut = value.length > 64 ? `${value.slice(0, 64)}…` : value;
-  return JSON.stringify(cut).slice(1, -1);
+/** Cut to `max` characters. */
+const cut = (value: string, max: number) => (value.length > max ? `${value.slice(0, max)}…` : value);
+
+/**
+ * User input quoted in messages: cut short, quotes, control characters and
+ * lone surrogates escaped (JSON.stringify escapes them all).
+ */
+export function printable(value: string, max = 64): string {
+  return JSON.stringify(cut(value, max)).slice(1, -1);
 }

@@ -54,23 +54,42 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     connect: guardedConnector(options.destinations, buildConnector({ timeout: 10_000 })),
   });
 
+  // Requests in flight by the outside signal that may abort them (the
+  // worker's shutdown signal): one listener on each such signal, whatever the
+  // number of requests. A listener per request would pile up on a signal that
+  // lives as long as the worker (and make Node warn past ten of them).
+  const abortable = new WeakMap<AbortSignal, Set<AbortController>>();
+  const track = (outside: AbortSignal, controller: AbortController): (() => void) => {
+    let members = abortable.get(outside);
+    if (!members) {
+      const set = new Set<AbortController>();
+      members = set;
+      abortable.set(outside, set);
+      outside.addEventListener(
+        "abort",
+        () => {
+          for (const c of set) c.abort(outside.reason);
+        },
+        { once: true },
+      );
+    }
+    members.add(controller);
+    return () => members.delete(controller);
+  };
+
   async function send(req: OutgoingRequest): Promise<AttemptOutcome> {
     const startedAt = new Date();
     const started = performance.now();
-    // One controller per request, its timer and listener removed when it ends:
-    // AbortSignal.any() with the worker's long-lived shutdown signal would leave
-    // an entry on that signal for every request (Node 20 never frees them).
+    // One controller per request, its timer removed when it ends.
     const controller = new AbortController();
     let timedOut = false as boolean; // set by the timer (a closure TypeScript does not follow)
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort(new Error(`timed out after ${req.timeoutMs}ms`));
     }, req.timeoutMs);
-    const onShutdown = () => {
-      controller.abort(req.signal?.reason);
-    };
-    if (req.signal?.aborted) onShutdown();
-    else req.signal?.addEventListener("abort", onShutdown, { once: true });
+    let untrack = (): unknown => undefined;
+    if (req.signal?.aborted) controller.abort(req.signal.reason);
+    else if (req.signal) untrack = track(req.signal, controller);
     const signal = controller.signal;
     const elapsed = () => Math.round(performance.now() - started);
     try {
@@ -107,7 +126,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       };
     } finally {
       clearTimeout(timer);
-      req.signal?.removeEventListener("abort", onShutdown);
+      untrack();
     }
   }
 

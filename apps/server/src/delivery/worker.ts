@@ -1,6 +1,14 @@
 import { EventEmitter } from "node:events";
-import { Logger as GraphileLogger, run, type Runner, type TaskList, type WorkerEvents } from "graphile-worker";
+import {
+  Logger as GraphileLogger,
+  run,
+  type Runner,
+  type TaskList,
+  type WorkerEvents,
+  type WorkerPool,
+} from "graphile-worker";
 import postgres from "postgres";
+import { isDatabaseUnavailable } from "../db/errors.js";
 import type { Logger } from "../observability/logger.js";
 import { DELIVER_TASK, FANOUT_TASK } from "./task-names.js";
 
@@ -12,12 +20,21 @@ export interface WorkerOptions {
   shutdownTimeoutMs: number;
   taskList: TaskList;
   logger: Logger;
+  /** Told whenever the worker starts running or stops (and why), for the health checks. */
+  onStatus?: (status: WorkerStatus) => void;
+  /** Told of each graphile-worker pool as it is created (the first, and each replacement). */
+  onPool?: (pool: WorkerPool) => void;
 }
+
+export type WorkerStatus = { running: true } | { running: false; reason: string };
 
 export interface Worker {
   /** Finishes running jobs (up to the shutdown timeout), returns the rest to the queue. */
   stop(): Promise<void>;
-  /** Settles when the worker stops; rejects if it dies. */
+  /**
+   * Resolves once stop() is done; rejects when the worker died and cannot be
+   * started again (the process should exit: a restart may help where we cannot).
+   */
   readonly done: Promise<void>;
 }
 
@@ -26,9 +43,40 @@ const LIVENESS_PREFIX = "httpqueue-worker:";
 /** How often a pool's session is used, which also reconnects it after a database restart. */
 const HEARTBEAT_MS = 1_000;
 const SWEEP_INTERVAL_MS = 5_000;
+/** Waits between attempts to start a worker again: doubling from the first to the last. */
+const RESTART_DELAY_MS = { first: 500, max: 15_000 } as const;
+/** Failed starts in a row, with the database answering, after which the worker gives up. */
+const MAX_FAILED_STARTS = 8;
+/** How long past the shutdown timeout a pool that stopped on its own may take to end. */
+const ABANDON_GRACE_MS = 10_000;
+
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
+/** One graphile-worker pool with its liveness session. */
+interface Pool {
+  id: string;
+  runner: Runner;
+  /** The pool's liveness session (also used for sweeps). */
+  session: postgres.Sql;
+  readonly closed: boolean;
+  /** Resolves with why, once the pool shuts down without being asked to. */
+  failing: Promise<string>;
+  /** Asks the pool to stop (finishing running jobs); resolves when it has. */
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
 
 /**
- * Runs the graphile-worker pool that executes fan-out and delivery jobs.
+ * Runs the graphile-worker pool that executes fan-out and delivery jobs, and
+ * keeps it running: graphile-worker stops its pool for good when the
+ * database goes away at the wrong moment (a restart, a failover), so a pool
+ * that stops without being asked to is replaced by a new one, after a delay
+ * that doubles while starting fails (the database may still be down). Jobs
+ * the old pool held are handed back at once. Only when starting fails again
+ * and again with the database answering does `done` reject.
  *
  * graphile-worker leaves jobs locked by a worker that died (SIGKILL, OOM, lost
  * machine) for four hours. To hand them back within seconds, every pool keeps
@@ -40,10 +88,131 @@ const SWEEP_INTERVAL_MS = 5_000;
  */
 export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const { logger } = options;
+  const report = options.onStatus ?? (() => undefined);
+  let pool = await startPool(options);
+  report({ running: true });
+  let stopRequested = false;
+  // A function, so that TypeScript does not take it for false after each await.
+  const stopping = () => stopRequested;
+  let wake: (() => void) | undefined;
+
+  const sweeper = createSweeper(logger);
+  const sweep = () =>
+    (pool.closed ? Promise.resolve() : sweeper(pool.session)).catch((err: unknown) => {
+      logger.warn({ err }, "could not check for jobs locked by dead workers; will try again");
+    });
+  await sweep();
+  const timer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
+  timer.unref();
+
+  /** Sleeps `ms`, or less if stop() is called meanwhile. */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  /**
+   * A pool that stopped on its own is left to finish its running jobs (up to
+   * the shutdown timeout) while its successor already works; its session
+   * stays open meanwhile, so that no sweep takes it for dead. Then its jobs
+   * are handed back. A pool that never ends (graphile-worker may not settle
+   * it) is left behind.
+   */
+  const retire = async (old: Pool, settled: Promise<unknown>) => {
+    const ended = await Promise.race([settled.then(() => true), sleep(options.shutdownTimeoutMs + ABANDON_GRACE_MS)]);
+    if (!ended) logger.error({ poolId: old.id }, "the stopped worker pool did not end; leaving it behind");
+    await old.close();
+    if (pool.closed) return; // the sweeps will, once a pool runs again
+    await pool.session`select graphile_worker.force_unlock_workers(${[old.id]}::text[])`.catch((err: unknown) => {
+      logger.warn({ err }, "could not unlock the jobs of the stopped worker; the sweeps will");
+    });
+  };
+  const retiring: Promise<void>[] = [];
+
+  const supervise = async (): Promise<void> => {
+    for (;;) {
+      const settled = pool.runner.promise.then(
+        () => undefined,
+        (err: unknown) => err ?? new Error("the worker pool failed"),
+      );
+      const ended = await Promise.race([settled, pool.failing.then((reason) => new Error(reason))]);
+      if (stopping()) {
+        await pool.stop();
+        await pool.close();
+        return;
+      }
+      report({ running: false, reason: "the delivery worker stopped; restarting it" });
+      logger.error({ err: ended, poolId: pool.id }, "the delivery worker stopped unexpectedly; restarting it");
+      const old = pool;
+      let failures = 0;
+      for (;;) {
+        await pause(Math.min(RESTART_DELAY_MS.first * 2 ** failures, RESTART_DELAY_MS.max));
+        if (stopping()) break;
+        try {
+          pool = await startPool(options);
+          break;
+        } catch (err) {
+          failures++;
+          logger.warn({ err, failures }, "could not start the delivery worker; will try again");
+          if (failures >= MAX_FAILED_STARTS && !isDatabaseUnavailable(err)) {
+            report({ running: false, reason: "the delivery worker cannot be started" });
+            await retire(old, settled);
+            throw err;
+          }
+        }
+      }
+      retiring.push(retire(old, settled));
+      if (stopping()) {
+        if (pool !== old) await pool.stop();
+        await pool.close();
+        return;
+      }
+      report({ running: true });
+      logger.info({ poolId: pool.id }, "the delivery worker runs again");
+    }
+  };
+  const done = supervise().finally(async () => {
+    clearInterval(timer);
+    await Promise.all(retiring);
+  });
+  // Observed by the caller through `done`; this keeps an early rejection from counting as unhandled.
+  done.catch(() => undefined);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    done,
+    stop() {
+      stopped ??= (async () => {
+        stopRequested = true;
+        wake?.();
+        await pool.stop();
+        await done;
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** Starts a graphile-worker pool and opens its liveness session. */
+async function startPool(options: WorkerOptions): Promise<Pool> {
+  const { logger } = options;
   const events: WorkerEvents = new EventEmitter();
   let poolId: string | undefined;
   events.on("pool:create", ({ workerPool }) => {
     poolId = workerPool.id;
+    options.onPool?.(workerPool);
+  });
+  // A pool shuts down on its own when it cannot complete or fail jobs (the
+  // database went away): from that moment it takes no job.
+  let stopRequested = false;
+  let shuttingDown: ((reason: string) => void) | undefined;
+  const shutdownStarted = new Promise<string>((resolve) => (shuttingDown = resolve));
+  events.on("pool:gracefulShutdown", ({ message }) => {
+    if (!stopRequested) shuttingDown?.(message);
   });
 
   const runner: Runner = await run({
@@ -67,42 +236,43 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       },
     },
   });
-  if (!poolId) throw new Error("graphile-worker created no pool");
-
-  const announced = postgres(options.databaseUrl, {
+  const id = poolId;
+  if (!id) {
+    await runner.stop();
+    throw new Error("graphile-worker created no pool");
+  }
+  const session = postgres(options.databaseUrl, {
     max: 1,
     connect_timeout: 10,
     // Kept open for good: postgres.js would otherwise recycle it after 30 to 60 minutes.
     max_lifetime: null,
     idle_timeout: 0,
     onnotice: () => undefined,
-    connection: { application_name: LIVENESS_PREFIX + poolId },
+    connection: { application_name: LIVENESS_PREFIX + id },
   });
   const heartbeat = setInterval(() => {
-    announced`select 1`.catch(() => undefined);
+    session`select 1`.catch(() => undefined);
   }, HEARTBEAT_MS);
   heartbeat.unref();
-  const sweeper = createSweeper(announced, logger);
-  const sweep = () =>
-    sweeper().catch((err: unknown) => {
-      logger.warn({ err }, "could not check for jobs locked by dead workers; will try again");
-    });
-  await sweep();
-  const timer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
-  timer.unref();
-
-  let stopping: Promise<void> | undefined;
-  const done = runner.promise.finally(() => {
-    clearInterval(timer);
-    clearInterval(heartbeat);
-    return announced.end({ timeout: 5 });
-  });
-  logger.debug({ poolId, concurrency: options.concurrency }, "worker started");
+  logger.debug({ poolId: id, concurrency: options.concurrency }, "worker started");
+  let closed = false;
   return {
-    done,
-    stop() {
-      stopping ??= runner.stop().then(() => done);
-      return stopping;
+    id,
+    runner,
+    session,
+    failing: shutdownStarted,
+    async stop() {
+      stopRequested = true;
+      runner.stop().catch(() => undefined);
+      await Promise.race([runner.promise.catch(() => undefined), sleep(options.shutdownTimeoutMs + ABANDON_GRACE_MS)]);
+    },
+    get closed() {
+      return closed;
+    },
+    async close() {
+      closed = true;
+      clearInterval(heartbeat);
+      await session.end({ timeout: 5 });
     },
   };
 }
@@ -114,10 +284,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
  * that is still a suspect at the next sweep is taken for dead, and its jobs
  * are unlocked, if it has still not announced itself at that moment.
  */
-function createSweeper(sql: postgres.Sql, logger: Logger): () => Promise<void> {
+function createSweeper(logger: Logger): (sql: postgres.Sql) => Promise<void> {
   let suspects = new Set<string>();
 
-  return async () => {
+  return async (sql) => {
     const rows = await sql<{ pool: string }[]>`
       select distinct locked_by as pool
       from graphile_worker.jobs

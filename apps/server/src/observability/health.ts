@@ -33,8 +33,8 @@ export interface HealthMonitor {
   /** Called whenever the readiness changes. */
   onChange(listener: (readiness: Readiness) => void): void;
   migrationsApplied(): void;
-  /** The worker check fails once `done` settles. */
-  watchWorker(done: Promise<void>): void;
+  /** The worker's state, as it changes: the worker check passes while it runs. */
+  setWorker(result: CheckResult): void;
   /** Checks the database now, then every interval. */
   start(): Promise<void>;
   /** Not ready from now on (the server is shutting down); stops checking. */
@@ -113,16 +113,8 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
     migrationsApplied() {
       update("migrations", { ok: true });
     },
-    watchWorker(done) {
-      update("worker", { ok: true });
-      done.then(
-        () => {
-          update("worker", { ok: false, reason: "the delivery worker stopped" });
-        },
-        (err: unknown) => {
-          update("worker", { ok: false, reason: "the delivery worker stopped with an error" }, err);
-        },
-      );
+    setWorker(result) {
+      update("worker", result);
     },
     start: loop,
     stop() {
