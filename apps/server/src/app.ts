@@ -11,7 +11,7 @@ import { createDatabase } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
-import { createTaskList } from "./delivery/tasks.js";
+import { createTasks } from "./delivery/tasks.js";
 import { startWorker } from "./delivery/worker.js";
 import { throttle } from "./observability/db-stats.js";
 import { addHealthService } from "./observability/grpc-health.js";
@@ -92,7 +92,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
 
     const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
     const http = createHttpClient({
-      connections: config.workerConcurrency,
+      // Enough for every webhook's attempts in flight, were they all on one origin.
+      connections: config.workerConcurrency * config.webhookMaxInFlight,
       responseBodyLimitBytes: config.responseBodyLimitBytes,
       destinations: config.destinations,
     });
@@ -101,6 +102,20 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       await db.$client.end({ timeout: 5 });
     });
 
+    const tasks = createTasks({
+      db,
+      http,
+      logger,
+      metrics,
+      userAgent: USER_AGENT,
+      maxAttempts: config.maxAttempts,
+      maxInFlight: config.webhookMaxInFlight,
+      policy: {
+        schedule: config.retrySchedule,
+        jitter: config.retryJitter,
+        retryAfterMaxMs: config.retryAfterMaxMs,
+      },
+    });
     const worker = await startWorker({
       databaseUrl: config.databaseUrl,
       concurrency: config.workerConcurrency,
@@ -110,19 +125,10 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       onStatus: (status) => {
         health.setWorker(status.running ? { ok: true } : { ok: false, reason: status.reason });
       },
-      taskList: createTaskList({
-        db,
-        http,
-        logger,
-        metrics,
-        userAgent: USER_AGENT,
-        maxAttempts: config.maxAttempts,
-        policy: {
-          schedule: config.retrySchedule,
-          jitter: config.retryJitter,
-          retryAfterMaxMs: config.retryAfterMaxMs,
-        },
-      }),
+      onPoolStopping: (poolId) => {
+        tasks.drain(poolId);
+      },
+      taskList: tasks.taskList,
     });
     closers.push(() => worker.stop());
 

@@ -29,7 +29,10 @@ export interface Config {
   maxTtlSeconds: number;
   maxPayloadBytes: number;
   responseBodyLimitBytes: number;
+  /** Webhooks a server delivers to at once (graphile-worker's concurrent jobs). */
   workerConcurrency: number;
+  /** Attempts in flight to one webhook at once. */
+  webhookMaxInFlight: number;
   workerPollIntervalMs: number;
   shutdownTimeoutMs: number;
   /** How often the database and the worker are checked for the health endpoints. */
@@ -70,6 +73,7 @@ export const DEFAULTS = {
   MAX_PAYLOAD_BYTES: "262144",
   RESPONSE_BODY_LIMIT_BYTES: "16384",
   WORKER_CONCURRENCY: "64",
+  WEBHOOK_MAX_IN_FLIGHT: "16",
   WORKER_POLL_INTERVAL: "1s",
   SHUTDOWN_TIMEOUT: "30s",
   HEALTH_CHECK_INTERVAL: "5s",
@@ -154,6 +158,7 @@ const schema = z.object({
   MAX_PAYLOAD_BYTES: int(2, 64 * 1024 * 1024),
   RESPONSE_BODY_LIMIT_BYTES: int(0, 1024 * 1024),
   WORKER_CONCURRENCY: int(1, 1000),
+  WEBHOOK_MAX_IN_FLIGHT: int(1, 1000),
   WORKER_POLL_INTERVAL: duration(10, 60_000),
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
@@ -226,6 +231,7 @@ function settings(e: z.infer<typeof schema>) {
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
     responseBodyLimitBytes: e.RESPONSE_BODY_LIMIT_BYTES,
     workerConcurrency: e.WORKER_CONCURRENCY,
+    webhookMaxInFlight: e.WEBHOOK_MAX_IN_FLIGHT,
     workerPollIntervalMs: e.WORKER_POLL_INTERVAL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,

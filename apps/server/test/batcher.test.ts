@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createBatcher } from "../src/db/batcher.js";
-import { OverloadedError } from "../src/db/errors.js";
+import { OverloadedError } from "../src/errors.js";
 
 /** A promise and its resolver, to hold a batch open until the test lets it finish. */
 function gate() {

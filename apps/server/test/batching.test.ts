@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { TestDatabase } from "@httpqueue/testkit";
-import { loadDelivery, recordAttempt, type AttemptRecord } from "../src/db/attempts.js";
+import { recordOutcome, type AttemptRecord } from "../src/db/attempts.js";
 import { createDatabase, type Db } from "../src/db/client.js";
 import { fanOut } from "../src/db/deliveries.js";
-import { insertEvent, MAX_INLINE_FANOUT, type NewEvent } from "../src/db/events.js";
+import {
+  insertEvent,
+  MAX_INLINE_FANOUT,
+  MAX_STATEMENT_DELIVERIES,
+  storeEvents,
+  type NewEvent,
+} from "../src/db/events.js";
+import { fetchDueDeliveries, finishRunner, startRunner } from "../src/db/runners.js";
 import { createMigratedDatabase } from "./helpers/server.js";
 
 // The statements that concurrent callers share (db/batcher.ts), against the
@@ -40,16 +47,25 @@ describe("statements shared by concurrent callers", () => {
       from generate_series(1, ${count}::int) g`;
   };
 
-  /** Per event: its deliveries, their largest max_attempts, and how many have a first attempt's job. */
+  /** Per event: its deliveries, their largest max_attempts, and how many are due now. */
   const deliveriesOf = async (eventIds: string[]) => {
-    const rows = await database.sql<{ event_id: string; n: number; jobs: number; max_attempts: number }[]>`
+    const rows = await database.sql<{ event_id: string; n: number; due: number; max_attempts: number }[]>`
       select d.event_id, count(*)::int as n, max(d.max_attempts) as max_attempts,
-        count(j.id)::int as jobs
+        count(*) filter (where d.next_attempt_at <= now())::int as due
       from webhook_deliveries d
-      left join graphile_worker.jobs j on j.key = 'httpqueue.deliver:' || d.id || ':1'
       where d.event_id = any(${eventIds})
       group by d.event_id`;
     return new Map(rows.map((r) => [r.event_id, r]));
+  };
+
+  /** Delivery jobs queued for each of the webhooks of these events. */
+  const deliverJobs = async (eventIds: string[]) => {
+    const rows = await database.sql<{ webhook_id: string; jobs: number }[]>`
+      select w.webhook_id, count(j.id)::int as jobs
+      from (select distinct webhook_id from webhook_deliveries where event_id = any(${eventIds})) w
+      left join graphile_worker._private_jobs j on j.payload->>'webhookId' = w.webhook_id::text
+      group by w.webhook_id`;
+    return rows;
   };
 
   const fanOutJobs = async (eventIds: string[]) => {
@@ -134,8 +150,14 @@ describe("statements shared by concurrent callers", () => {
     assert.equal(deliveries.size, 50);
     for (const row of deliveries.values()) {
       assert.equal(row.n, 2, "a delivery per active webhook");
-      assert.equal(row.jobs, 2, "a delivery job per delivery");
+      assert.equal(row.due, 2, "due at once");
       assert.equal(row.max_attempts, 7);
+    }
+    const jobs = await deliverJobs(ids);
+    assert.equal(jobs.length, 2);
+    for (const { jobs: n } of jobs) {
+      // One job per webhook and statement: fewer than one per delivery, since the pushes shared statements.
+      assert.ok(n >= 1 && n < 50, `${n} jobs for a webhook's 50 deliveries`);
     }
     const again = await Promise.all([...ids, ...ids].map((id) => fanOut(db, id, 7)));
     assert.deepEqual(again, Array<number>(100).fill(0), "nothing twice, even for the same event in one batch");
@@ -158,25 +180,58 @@ describe("statements shared by concurrent callers", () => {
       0,
     ]);
     const row = (await deliveriesOf([wide.eventId])).get(wide.eventId);
-    assert.deepEqual([row?.n, row?.jobs], [MAX_INLINE_FANOUT + 1, MAX_INLINE_FANOUT + 1]);
+    assert.deepEqual([row?.n, row?.due], [MAX_INLINE_FANOUT + 1, MAX_INLINE_FANOUT + 1]);
+    const jobs = await deliverJobs([wide.eventId]);
+    assert.equal(jobs.length, MAX_INLINE_FANOUT + 1);
+    assert.ok(
+      jobs.every((j) => j.jobs === 1),
+      "a job for each webhook",
+    );
+  });
+
+  it(`creates at most ${MAX_STATEMENT_DELIVERIES} deliveries in one push statement; later events get fan-out jobs`, async () => {
+    const perEvent = 60;
+    await addWebhooks("bound", perEvent);
+    const inline = Math.floor(MAX_STATEMENT_DELIVERIES / perEvent);
+    const ids = (
+      await storeEvents(
+        db,
+        Array.from({ length: inline + 10 }, () => event({ event: "bound" })),
+      )
+    ).map((id) => id ?? "");
+    const deliveries = await deliveriesOf(ids);
+    assert.equal(deliveries.size, inline, "the events up to the bound got their deliveries in the statement");
+    assert.ok([...deliveries.values()].every((row) => row.n === perEvent));
+    assert.deepEqual((await fanOutJobs(ids)).sort(), ids.slice(inline).sort(), "the later ones got fan-out jobs");
+    for (const id of ids.slice(inline)) assert.equal(await fanOut(db, id, 7), perEvent);
   });
 
   let newDeliveryEvents = 0;
-  /** `count` pending deliveries of one new event, each to a webhook of its own. */
-  async function newDeliveries(count: number): Promise<string[]> {
+  /** `count` pending deliveries of one new event, due now, each to a webhook of its own (or all to one). */
+  async function newDeliveries(count: number, oneWebhook = false): Promise<string[]> {
     const name = `attempts-${++newDeliveryEvents}`;
-    const { eventId } = await insertEvent(db, event({ event: name, payload: '{"a":1}' }));
     const rows = await database.sql<{ id: string }[]>`
-      with w as (
+      with e as (
+        insert into event_records (namespace, event, payload, ttl_seconds, expires_at)
+        select 'batch', ${name}, '{"a":1}', 3600, now() + interval '1 hour' from generate_series(1, ${oneWebhook ? count : 1}::int)
+        returning id
+      ), w as (
         insert into webhook_registrations (namespace, event, url, signing_secret)
-        select 'batch', ${name}, 'http://127.0.0.1:1/' || g, 'whsec_x' from generate_series(1, ${count}::int) g
+        select 'batch', ${name}, 'http://127.0.0.1:1/' || g, 'whsec_x' from generate_series(1, ${oneWebhook ? 1 : count}::int) g
         returning id
       )
-      insert into webhook_deliveries (webhook_id, event_id, max_attempts)
-      select id, ${eventId}, 10 from w
+      insert into webhook_deliveries (webhook_id, event_id, max_attempts, next_attempt_at)
+      select w.id, e.id, 10, now() from w, e
       returning id`;
     return rows.map((r) => r.id);
   }
+
+  const webhookOf = async (deliveryId: string) => {
+    const [row] = await database.sql<
+      { webhook_id: string }[]
+    >`select webhook_id from webhook_deliveries where id = ${deliveryId}`;
+    return row!.webhook_id;
+  };
 
   const attempt = (deliveryId: string, over: Partial<AttemptRecord> = {}): AttemptRecord => ({
     deliveryId,
@@ -191,27 +246,74 @@ describe("statements shared by concurrent callers", () => {
     ...over,
   });
 
-  it("loads concurrent deliveries, each with its own event and webhook", async () => {
+  it("lets one server at a time deliver to a webhook, with its first page of due deliveries", async () => {
+    const ids = await newDeliveries(5, true);
+    const webhookId = await webhookOf(ids[0]!);
+    const [a, b] = await Promise.all([
+      startRunner(db, { webhookId, owner: "pool-a", limit: 3 }),
+      startRunner(db, { webhookId, owner: "pool-b", limit: 3 }),
+    ]);
+    const [taken, refused] = a === undefined ? [b, a] : [a, b];
+    assert.equal(refused, undefined, "only one of two servers takes it");
+    assert.equal(taken?.length, 3, "a page of due deliveries");
+    assert.ok(taken.every((d) => ids.includes(d.id) && d.payload === '{"a":1}' && d.webhookId === webhookId));
+    const owner = a === undefined ? "pool-b" : "pool-a";
+    assert.ok(await startRunner(db, { webhookId, owner, limit: 3 }), "the owner may take it again");
+
+    const rest = await fetchDueDeliveries(db, { webhookId, limit: 10, exclude: taken.map((d) => d.id) });
+    assert.deepEqual(rest.map((d) => d.id).sort(), ids.filter((id) => !taken.some((d) => d.id === id)).sort());
+  });
+
+  it("keeps the webhook while deliveries are due; on letting go, schedules its next due delivery", async () => {
+    const ids = await newDeliveries(2, true);
+    const webhookId = await webhookOf(ids[0]!);
+    assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done" }), { released: false });
+
+    const later = new Date(Date.now() + 3_600_000);
+    await recordOutcome(db, attempt(ids[0]!));
+    await recordOutcome(db, attempt(ids[1]!, { status: "retrying", responseCode: 503, nextAttemptAt: later }));
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done" }), { released: true });
+    const [runner] = await database.sql`select 1 from webhook_runners where webhook_id = ${webhookId}`;
+    assert.equal(runner, undefined, "let go");
+    const wake = await database.sql<{ run_at: Date; key: string }[]>`
+      select run_at, key from graphile_worker.jobs where key like ${`httpqueue.deliver:${webhookId}@%`}`;
+    assert.equal(wake.length, 1, "a wake-up for the retry");
+    assert.equal(wake[0]?.run_at.getTime(), later.getTime());
+    assert.equal(await fetchDueDeliveries(db, { webhookId, limit: 10, exclude: [] }).then((d) => d.length), 0);
+  });
+
+  it("yielding lets go whatever is due, with a job due now; a row that is not ours counts as let go", async () => {
+    const ids = await newDeliveries(1, true);
+    const webhookId = await webhookOf(ids[0]!);
+    assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "yield" }), { released: true });
+    const [job] = await database.sql<{ due: boolean }[]>`
+      select j.run_at <= now() as due from graphile_worker._private_jobs j where j.payload->>'webhookId' = ${webhookId}`;
+    assert.equal(job?.due, true);
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-gone", mode: "done" }), { released: true });
+  });
+
+  it("starts concurrent runners in shared statements, each with its own page", async () => {
     const ids = await newDeliveries(20);
-    const unknown = "00000000-0000-7000-8000-000000000000";
-    const loaded = await Promise.all([...ids, unknown].map((id) => loadDelivery(db, id)));
-    assert.equal(loaded.at(-1), undefined, "an unknown id loads nothing");
-    ids.forEach((id, i) => {
-      const d = loaded[i];
-      assert.equal(d?.id, id);
-      assert.equal(d.status, "pending");
-      assert.equal(d.payload, '{"a":1}');
-      assert.match(d.url, /^http:\/\/127\.0\.0\.1:1\//);
-      assert.ok(d.expiresAt instanceof Date);
+    const webhooks = await Promise.all(ids.map(webhookOf));
+    const pages = await Promise.all(
+      webhooks.map((webhookId) => startRunner(db, { webhookId, owner: "pool-c", limit: 5 })),
+    );
+    pages.forEach((page, i) => {
+      assert.deepEqual(
+        page?.map((d) => d.id),
+        [ids[i]],
+      );
     });
   });
 
-  it("records concurrent attempts, each with its delivery's update and, when retrying, its next job", async () => {
+  it("records concurrent outcomes, each with its delivery's update and, when retrying, when it is due again", async () => {
     const ids = await newDeliveries(30);
     const next = new Date(Date.now() + 3_600_000);
     const results = await Promise.all(
       ids.map((id, i) =>
-        recordAttempt(
+        recordOutcome(
           db,
           i % 2 === 0
             ? attempt(id)
@@ -229,12 +331,11 @@ describe("statements shared by concurrent callers", () => {
         response_code: number;
         completed: boolean;
         attempts: number;
-        run_at: Date | null;
+        next_attempt_at: Date | null;
       }[]
     >`
       select d.id, d.status, d.attempt_count, d.response_code, d.completed_at is not null as completed,
-        (select count(*)::int from delivery_attempts a where a.delivery_id = d.id) as attempts,
-        (select run_at from graphile_worker.jobs j where j.key like 'httpqueue.deliver:' || d.id || ':%') as run_at
+        (select count(*)::int from delivery_attempts a where a.delivery_id = d.id) as attempts, d.next_attempt_at
       from webhook_deliveries d where d.id = any(${ids})`;
     const byId = new Map(rows.map((r) => [r.id, r]));
     ids.forEach((id, i) => {
@@ -242,11 +343,41 @@ describe("statements shared by concurrent callers", () => {
       assert.equal(row?.attempt_count, 1);
       assert.equal(row.attempts, 1, "the attempt is recorded");
       if (i % 2 === 0) {
-        assert.deepEqual([row.status, row.response_code, row.completed, row.run_at], ["succeeded", 200, true, null]);
+        assert.deepEqual(
+          [row.status, row.response_code, row.completed, row.next_attempt_at],
+          ["succeeded", 200, true, null],
+        );
       } else {
         assert.deepEqual([row.status, row.response_code, row.completed], ["retrying", 503, false]);
-        assert.equal(row.run_at?.getTime(), next.getTime(), "the next attempt is queued for its time");
+        assert.equal(row.next_attempt_at?.getTime(), next.getTime(), "due again at its time");
       }
+    });
+  });
+
+  it("closes a delivery without an attempt, keeping its last response", async () => {
+    const [id] = await newDeliveries(1);
+    await recordOutcome(
+      db,
+      attempt(id!, { status: "retrying", responseCode: 503, responseBody: "busy", nextAttemptAt: new Date() }),
+    );
+    assert.equal(
+      await recordOutcome(db, {
+        deliveryId: id!,
+        attemptCount: 1,
+        status: "expired",
+        errorMessage: "the event expired",
+      }),
+      true,
+    );
+    const [row] = await database.sql<
+      { status: string; attempt_count: number; response_body: string; error_message: string }[]
+    >`
+      select status, attempt_count, response_body, error_message from webhook_deliveries where id = ${id!}`;
+    assert.deepEqual(row, {
+      status: "expired",
+      attempt_count: 1,
+      response_body: "busy",
+      error_message: "the event expired",
     });
   });
 
@@ -255,9 +386,9 @@ describe("statements shared by concurrent callers", () => {
     await database.sql`update webhook_deliveries set status = 'cancelled' where id = ${moved!}`;
     const next = new Date(Date.now() + 3_600_000);
     const [late, first, second] = await Promise.all([
-      recordAttempt(db, attempt(moved!)),
-      recordAttempt(db, attempt(twice!, { status: "retrying", responseCode: 500, nextAttemptAt: next })),
-      recordAttempt(db, attempt(twice!, { attemptNumber: 2 })),
+      recordOutcome(db, attempt(moved!)),
+      recordOutcome(db, attempt(twice!, { status: "retrying", responseCode: 500, nextAttemptAt: next })),
+      recordOutcome(db, attempt(twice!, { attemptNumber: 2 })),
     ]);
     assert.equal(late, false, "a cancelled delivery stays cancelled");
     assert.equal(first, true);

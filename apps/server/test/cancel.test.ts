@@ -26,19 +26,21 @@ describe("cancellation", () => {
     return { webhookId, eventId, delivery };
   }
 
-  const queuedJobs = async (deliveryId: string) => {
+  /** The webhook's wake-up jobs waiting in the queue (for its retry). */
+  const queuedJobs = async (webhookId: string) => {
     const [row] = await server.db.sql<{ n: number }[]>`
-      select count(*)::int as n from graphile_worker.jobs where key like ${`httpqueue.deliver:${deliveryId}:%`}`;
+      select count(*)::int as n from graphile_worker.jobs
+      where key like ${`httpqueue.deliver:${webhookId}@%`} and locked_at is null`;
     return row?.n;
   };
 
   it("unregistering a webhook cancels its pending deliveries and removes their jobs", async () => {
-    const { webhookId, eventId, delivery } = await retryingDelivery("unregister");
-    assert.equal(await queuedJobs(delivery.id), 1, "the retry is queued");
+    const { webhookId, eventId } = await retryingDelivery("unregister");
+    await eventually(async () => ((await queuedJobs(webhookId)) === 1 ? true : undefined));
 
     const { cancelledDeliveries } = await server.client.unregisterWebhook({ webhookId });
     assert.equal(cancelledDeliveries, 1);
-    assert.equal(await queuedJobs(delivery.id), 0, "the retry will not run");
+    assert.equal(await queuedJobs(webhookId), 0, "the retry will not run");
 
     const { deliveries } = await server.client.getWebhookStatus({ identifier: { $case: "eventId", value: eventId } });
     assert.equal(deliveries[0]?.status, DeliveryStatus.DELIVERY_STATUS_CANCELLED);
@@ -54,10 +56,11 @@ describe("cancellation", () => {
   });
 
   it("deactivating a webhook cancels its pending deliveries; new events skip it", async () => {
-    const { webhookId, delivery } = await retryingDelivery("deactivate");
+    const { webhookId } = await retryingDelivery("deactivate");
+    await eventually(async () => ((await queuedJobs(webhookId)) === 1 ? true : undefined));
     const { webhook } = await server.client.updateWebhook({ webhookId, active: false });
     assert.equal(webhook?.active, false);
-    assert.equal(await queuedJobs(delivery.id), 0);
+    assert.equal(await queuedJobs(webhookId), 0);
 
     const status = await server.client.getWebhookStatus({ identifier: { $case: "webhookId", value: webhookId } });
     assert.deepEqual(status.counts, [{ status: DeliveryStatus.DELIVERY_STATUS_CANCELLED, count: 1 }]);
@@ -71,10 +74,13 @@ describe("cancellation", () => {
 
   it("a delivery whose webhook went away before its job ran is cancelled, not sent", async () => {
     const { webhookId, delivery } = await retryingDelivery("race");
-    // The job stays queued (as if it had been fetched just before the cancellation).
+    // The delivery stays retrying and becomes due, its wake-up job runs (as if
+    // they had been read just before the cancellation).
+    await eventually(async () => ((await queuedJobs(webhookId)) === 1 ? true : undefined));
     await server.db.sql`update webhook_registrations set active = false where id = ${webhookId}`;
+    await server.db.sql`update webhook_deliveries set next_attempt_at = now() where id = ${delivery.id}`;
     await server.db.sql`update graphile_worker._private_jobs set run_at = now()
-      where key like ${`httpqueue.deliver:${delivery.id}:%`}`;
+      where key like ${`httpqueue.deliver:${webhookId}@%`}`;
     const before = receiver.requests.length;
     const cancelled = await eventually(async () => {
       const [row] = await server.db.sql<{ status: string; error_message: string }[]>`

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
-import { eventually, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
+import type { ServerProcess, TestDatabase } from "@httpqueue/testkit";
 import { databaseAndReceivers, spawnServer, startTestServer, waitForDelivery } from "./helpers/server.js";
 
 /** Starts the built server on the test database and returns it with a client. */
@@ -93,25 +93,31 @@ describe("jobs of live workers", () => {
     }
   });
 
-  it("a delivery job for an attempt already made does nothing", async () => {
-    const receiver = await fixture.receiver(() => ({ status: 503, headers: { "retry-after": "3600" } }));
+  it("a job queued by the version before per-webhook delivery runs its delivery's webhook, and sends nothing twice", async () => {
+    const receiver = await fixture.receiver((_req, i) =>
+      i === 0 ? { status: 503, headers: { "retry-after": "3600" } } : 200,
+    );
     const server = await startTestServer({}, fixture.db);
     try {
-      await server.client.registerWebhook({ namespace: "live", event: "stale", url: receiver.url });
-      const { eventId } = await server.client.pushEvent({ namespace: "live", event: "stale", payload: "{}" });
-      const delivery = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
-      // As if the job of attempt 1 ran a second time.
+      const { webhookId } = await server.client.registerWebhook({ namespace: "live", event: "old", url: receiver.url });
+      const { eventId } = await server.client.pushEvent({ namespace: "live", event: "old", payload: "{}" });
+      const retrying = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
+      // As if the retry's job had been queued by the previous version: its payload names the delivery.
       await fixture.db.sql`
-        select graphile_worker.add_job('httpqueue.deliver', json_build_object('deliveryId', ${delivery.id}::uuid, 'attempt', 1))`;
-      await eventually(async () => {
-        const [row] = await fixture.db.sql<{ n: number }[]>`
-          select count(*)::int as n from graphile_worker._private_jobs where payload->>'attempt' = '1'`;
-        return row?.n === 0 ? true : undefined;
-      });
-      assert.equal(receiver.requests.length, 1, "nothing was sent again");
-      const { deliveries } = await server.client.getWebhookStatus({ eventId });
-      assert.equal(deliveries[0]?.attemptCount, 1);
-      assert.equal(deliveries[0].status, DeliveryStatus.DELIVERY_STATUS_RETRYING);
+        select graphile_worker.add_job('httpqueue.deliver', json_build_object('deliveryId', ${retrying.id}::uuid, 'attempt', 2))`;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(receiver.requests.length, 1, "not due yet: nothing is sent");
+      await fixture.db.sql`update webhook_deliveries set next_attempt_at = now() where id = ${retrying.id}`;
+      await fixture.db.sql`
+        select graphile_worker.add_job('httpqueue.deliver', json_build_object('deliveryId', ${retrying.id}::uuid, 'attempt', 2))`;
+      const done = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_SUCCEEDED);
+      assert.equal(done.attemptCount, 2);
+      assert.equal(receiver.requests.length, 2);
+      assert.equal(receiver.requests[1]?.headers["webhook-id"], retrying.id);
+      const [left] = await fixture.db.sql<
+        { n: number }[]
+      >`select count(*)::int as n from webhook_runners where webhook_id = ${webhookId}`;
+      assert.equal(left?.n, 0, "the webhook is let go once nothing is due");
     } finally {
       await server.stop();
     }

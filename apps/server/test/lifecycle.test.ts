@@ -140,9 +140,9 @@ describe("lifecycle", () => {
       await check.end();
       assert.deepEqual(
         tables.map((t) => t.table_name),
-        ["delivery_attempts", "event_records", "webhook_deliveries", "webhook_registrations"],
+        ["delivery_attempts", "event_records", "webhook_deliveries", "webhook_registrations", "webhook_runners"],
       );
-      assert.equal(journal?.n, 3, "each migration applied once");
+      assert.equal(journal?.n, 4, "each migration applied once");
     } finally {
       await admin.unsafe(`drop database if exists "${name}" with (force)`);
       await admin.end();

@@ -5,7 +5,7 @@ import { Webhook } from "standardwebhooks";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { startReceiver } from "@httpqueue/testkit";
 import { toServiceError } from "../src/api/errors.js";
-import { OverloadedError } from "../src/db/errors.js";
+import { OverloadedError } from "../src/errors.js";
 import { createHttpClient } from "../src/delivery/http-client.js";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";

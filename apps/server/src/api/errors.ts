@@ -1,6 +1,6 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { toWellFormed } from "@httpqueue/proto";
-import { isConcurrencyConflict, isDatabaseUnavailable, OverloadedError } from "../db/errors.js";
+import { isConcurrencyConflict, isDatabaseUnavailable, OverloadedError } from "../errors.js";
 
 /** An error meant for the caller: its code and message go on the wire as they are. */
 export class ApiError extends Error {

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable, OverloadedError } from "./errors.js";
+import { isDatabaseUnavailable, OverloadedError } from "../errors.js";
 
 /**
  * Group commit for one kind of statement: concurrent callers' items go into

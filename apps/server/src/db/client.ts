@@ -4,6 +4,8 @@ import * as schema from "./schema.js";
 
 export type Sql = postgres.Sql;
 export type Db = PostgresJsDatabase<typeof schema> & { $client: Sql };
+/** Where a statement can run: the pool (through drizzle or not), or a transaction of it. */
+export type Queryable = Db | Sql | postgres.TransactionSql;
 
 export interface DatabaseOptions {
   url: string;

@@ -2,8 +2,8 @@ import { and, asc, desc, eq, gt, lt, sql, type SQL } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
-import { eventRecords, webhookDeliveries, webhookRegistrations, type DeliveryStatusValue } from "./schema.js";
-import { deliverJobSpec } from "../delivery/task-names.js";
+import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.js";
+import { addJobs, deliverJobSpec, queued } from "./jobs.js";
 
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 
@@ -60,8 +60,8 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     -- the planner guesses 100 input rows whatever the batch holds, and would
     -- rather scan a small table whole. OFFSET 0 keeps it from flattening the
     -- lateral subqueries into such joins.
-    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts)
-    select w.id, e.id, input.max_attempts
+    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, next_attempt_at)
+    select w.id, e.id, input.max_attempts, now()
     from input
     cross join lateral (
       select id, namespace, event from ${eventRecords} where id = input.event_id offset 0
@@ -69,13 +69,11 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     cross join lateral (${receivingWebhooks("e")} offset 0) w
     order by input.ord, w.id
     on conflict (event_id, webhook_id) do nothing
-    returning id, event_id
+    returning event_id, webhook_id
   ), jobs as (
-    select graphile_worker.add_jobs(array_agg(${deliverJobSpec(sql`inserted.id`, sql`1`)} order by inserted.id))
-    from inserted
-    having count(*) > 0
+    ${addJobs(sql`select ${deliverJobSpec(sql`webhook_id`)} as spec from (select distinct webhook_id from inserted) w`)}
   )
-  select input.ord, coalesce(created.n, 0)::int as created, (select count(*) from jobs)::int as queued
+  select input.ord, coalesce(created.n, 0)::int as created, ${queued("jobs")} as queued
   from input
   left join (select event_id, count(*) as n from inserted group by event_id) created using (event_id)
   order by input.ord
@@ -91,23 +89,13 @@ export async function fanOutEvents(db: Db, items: FanOutItem[]): Promise<number[
   return rows.map((row) => row.created);
 }
 
-/**
- * Ends a pending or retrying delivery without an attempt (expired, or its
- * webhook is gone). Returns false if it had already ended.
- */
-export async function closeDelivery(
-  db: Db,
-  deliveryId: string,
-  status: Extract<DeliveryStatusValue, "expired" | "cancelled">,
-  errorMessage: string,
-): Promise<boolean> {
-  const d = webhookDeliveries;
-  const rows = await db
-    .update(d)
-    .set({ status, errorMessage, nextAttemptAt: null, completedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(and(eq(d.id, deliveryId), sql`${d.status} in ('pending', 'retrying')`))
-    .returning({ id: d.id });
-  return rows.length > 0;
+/** The webhook of a delivery; undefined for an unknown id. */
+export async function webhookOfDelivery(db: Db, deliveryId: string): Promise<string | undefined> {
+  const [row] = await db
+    .select({ webhookId: webhookDeliveries.webhookId })
+    .from(webhookDeliveries)
+    .where(eq(webhookDeliveries.id, deliveryId));
+  return row?.webhookId;
 }
 
 /** A webhook's number of deliveries per status. */

@@ -1,10 +1,10 @@
 import { and, eq, sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
-import { perDatabase, type Db } from "./client.js";
+import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { receivingWebhooks } from "./deliveries.js";
 import { eventRecords, webhookDeliveries } from "./schema.js";
-import { deliverJobSpec, FANOUT_TASK } from "../delivery/task-names.js";
+import { addJobs, deliverJobSpec, fanOutJobSpec, queued } from "./jobs.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
 
@@ -72,12 +72,18 @@ export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEven
 }
 
 /**
- * Events with at most this many webhooks get their deliveries (and their
- * delivery jobs) in the statement that stores them; the others get a fan-out
- * job, which creates their deliveries in a statement of its own, so that a
- * push is never held up by a very wide fan-out.
+ * Events with at most this many webhooks get their deliveries in the
+ * statement that stores them; the others get a fan-out job, which creates
+ * their deliveries in a statement of its own, so that a push is never held up
+ * by a very wide fan-out.
  */
 export const MAX_INLINE_FANOUT = 100;
+/**
+ * Most deliveries one push statement creates: past it, the statement's later
+ * events get fan-out jobs too, so that the rows (and the time) of a statement
+ * stay bounded whatever its events fan out to.
+ */
+export const MAX_STATEMENT_DELIVERIES = 5_000;
 
 // Ids are made in `input` (materialised: it is read twice) so that each
 // stored row can be matched with the event it came from. The webhooks are
@@ -103,29 +109,33 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     select inserted.id as event_id, w.id as webhook_id
     from inserted
     cross join lateral (${receivingWebhooks("inserted")} limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}) w
+  ), counted as (
+    -- Each event's webhooks, and the deliveries of the events up to it (in push order).
+    select event_id, n, sum(n) over (order by ord) as total
+    from (select event_id, count(*) as n from matched group by event_id) per_event
+    join input on input.id = per_event.event_id
   ), wide as (
-    select event_id from matched group by event_id having count(*) > ${sql.raw(String(MAX_INLINE_FANOUT))}
+    -- Too many webhooks, or past the statement's share of deliveries.
+    select event_id from counted
+    where n > ${sql.raw(String(MAX_INLINE_FANOUT))} or total > ${sql.raw(String(MAX_STATEMENT_DELIVERIES))}
   ), deliveries as (
-    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts)
-    select matched.webhook_id, matched.event_id, input.max_attempts
+    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, next_attempt_at)
+    select matched.webhook_id, matched.event_id, input.max_attempts, now()
     from matched
     join input on input.id = matched.event_id
     where matched.event_id not in (select event_id from wide)
     order by matched.event_id, matched.webhook_id
-    returning id
+    returning webhook_id
   ), jobs as (
-    -- In the order of the ids (uuidv7: the order they were made in), so that
-    -- the queue takes them first in, first out.
-    select graphile_worker.add_jobs(array_agg(spec order by id))
-    from (
-      select deliveries.id, ${deliverJobSpec(sql`deliveries.id`, sql`1`)} as spec from deliveries
+    -- One job per webhook that got deliveries (it delivers whatever is due
+    -- for that webhook), and a fan-out job per wide event.
+    ${addJobs(sql`
+      select ${deliverJobSpec(sql`webhook_id`)} as spec from (select distinct webhook_id from deliveries) w
       union all
-      select event_id, (${FANOUT_TASK}::text, json_build_object('eventId', event_id), null, null, null, null, null, null)::graphile_worker.job_spec
-      from wide
-    ) specs
-    having count(*) > 0
+      select ${fanOutJobSpec(sql`event_id`)} from wide
+    `)}
   )
-  select input.ord, inserted.id, (select count(*) from jobs)::int as queued
+  select input.ord, inserted.id, ${queued("jobs")} as queued
   from input left join inserted on inserted.id = input.id
   order by input.ord
 `);
@@ -134,9 +144,10 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
  * Stores the events, creates their deliveries and queues their jobs in one
  * statement (one commit, one NOTIFY). Returns each event's id, or null for
  * one not stored because its idempotency key was taken, in the given order;
- * of two events with the same key, the first is stored.
+ * of two events with the same key, the first is stored. `db` may be a
+ * transaction, to store more than one statement takes in one commit.
  */
-export async function storeEvents(db: Db, inputs: NewEvent[]): Promise<(string | null)[]> {
+export async function storeEvents(db: Queryable, inputs: NewEvent[]): Promise<(string | null)[]> {
   const input = inputs.map((e, ord) => ({
     ord,
     namespace: e.namespace,

@@ -3,8 +3,7 @@ import { migrate } from "drizzle-orm/postgres-js/migrator";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { runMigrations } from "graphile-worker";
 import postgres from "postgres";
-import type { Logger } from "../observability/logger.js";
-import { graphileLogger } from "../delivery/worker.js";
+import { graphileLogger, type Logger } from "../observability/logger.js";
 
 /** Same path from src/db and dist/db. */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));

@@ -1,6 +1,6 @@
 import { fillPlaceholders, type SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
-import type { Db } from "./client.js";
+import type { Queryable } from "./client.js";
 
 const dialect = new PgDialect();
 
@@ -14,6 +14,8 @@ const dialect = new PgDialect();
  */
 export function preparedStatement<Row extends Record<string, unknown>>(query: SQL) {
   const { sql: text, params } = dialect.sqlToQuery(query);
-  return (db: Db, values: Record<string, unknown>): Promise<Row[]> =>
-    db.$client.unsafe<Row[]>(text, fillPlaceholders(params, values) as never[], { prepare: true });
+  return (db: Queryable, values: Record<string, unknown>): Promise<Row[]> => {
+    const client = "$client" in db ? db.$client : db;
+    return client.unsafe<Row[]>(text, fillPlaceholders(params, values) as never[], { prepare: true });
+  };
 }

@@ -107,6 +107,7 @@ export const webhookDeliveries = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     lastAttemptAt: timestamp("last_attempt_at", { withTimezone: true }),
+    /** When the next attempt is due: set while pending (at creation) or retrying, null once ended. */
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
     completedAt: timestamp("completed_at", { withTimezone: true }),
   },
@@ -115,11 +116,31 @@ export const webhookDeliveries = pgTable(
     // Also serves GetWebhookStatus by event.
     uniqueIndex("webhook_deliveries_event_webhook_idx").on(t.eventId, t.webhookId),
     // GetWebhookStatus by webhook (most recent first), its per-status counts,
-    // and cancelling a webhook's pending deliveries. Status is deliberately in
-    // no index, so that the updates of every attempt can stay HOT.
+    // and cancelling a webhook's pending deliveries.
     index("webhook_deliveries_webhook_idx").on(t.webhookId, t.id),
+    // The delivery queue: a webhook's deliveries that have not ended, by when
+    // they are due. Small (only what is pending or retrying); each attempt's
+    // update takes its delivery out of it or moves it.
+    index("webhook_deliveries_due_idx")
+      .on(t.webhookId, t.nextAttemptAt)
+      .where(sql`${t.status} in ('pending', 'retrying')`),
   ],
 );
+
+/**
+ * Which server delivers to a webhook right now: at most one at a time, so
+ * that a webhook's deliveries are never attempted twice at once and its
+ * in-flight cap holds. `owner` is the graphile-worker pool id of the server
+ * whose job runs the webhook; the row goes when it stops (or, when that
+ * server died, with the jobs the liveness sweep hands back).
+ */
+export const webhookRunners = pgTable("webhook_runners", {
+  webhookId: uuid("webhook_id")
+    .primaryKey()
+    .references(() => webhookRegistrations.id),
+  owner: text("owner").notNull(),
+  startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+});
 
 export const deliveryAttempts = pgTable(
   "delivery_attempts",

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "./client.js";
 import { webhookRegistrations } from "./schema.js";
-import { DELIVER_TASK, FANOUT_TASK } from "../delivery/task-names.js";
+import { DELIVER_TASK, FANOUT_TASK } from "./jobs.js";
 
 export interface QueueCounts {
   /** Due and waiting for a worker. */

@@ -1,7 +1,7 @@
-import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "./client.js";
+import { removeWakeJobs } from "./jobs.js";
 import { webhookDeliveries, webhookRegistrations } from "./schema.js";
-import { deliverJobKey } from "../delivery/task-names.js";
 
 export type WebhookRow = typeof webhookRegistrations.$inferSelect;
 export type NewWebhook = Pick<
@@ -87,24 +87,18 @@ export async function listWebhooks(
 }
 
 /**
- * Cancels the webhook's pending and retrying deliveries and removes their
- * queued jobs, so that none of them is sent. A job already running finds its
- * delivery cancelled when it records the attempt, and schedules no retry.
+ * Cancels the webhook's pending and retrying deliveries, so that none of them
+ * is sent, and removes its queued jobs (wake-ups for retries). A delivery
+ * being attempted at that moment stays cancelled: its attempt is recorded,
+ * but the delivery is not updated and nothing is scheduled.
  */
 async function cancelPendingDeliveries(tx: Tx, webhookId: string): Promise<number> {
   const d = webhookDeliveries;
-  const rows = await tx.execute<{ cancelled: number }>(sql`
-    with cancelled as (
-      update ${d}
-      set status = 'cancelled', next_attempt_at = null, completed_at = now(), updated_at = now()
-      where ${d.webhookId} = ${webhookId} and ${d.status} in ('pending', 'retrying')
-      returning ${d.id}, ${d.attemptCount}
-    ), removed as (
-      -- The one queued job of a pending or retrying delivery is its next attempt's.
-      select graphile_worker.remove_job(${deliverJobKey(sql`cancelled.id`, sql`cancelled.attempt_count + 1`)})
-      from cancelled
-    )
-    select count(*)::int as cancelled from removed
-  `);
-  return rows[0]?.cancelled ?? 0;
+  const rows = await tx
+    .update(d)
+    .set({ status: "cancelled", nextAttemptAt: null, completedAt: sql`now()`, updatedAt: sql`now()` })
+    .where(and(eq(d.webhookId, webhookId), inArray(d.status, ["pending", "retrying"])))
+    .returning({ id: d.id });
+  await tx.execute(removeWakeJobs(sql`${webhookId}`));
+  return rows.length;
 }

@@ -13,6 +13,11 @@ export interface OutgoingRequest {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * What happened to a request: a response (whatever its status), or why none
+ * came. Whether that is a failure, and what follows, is the retry policy's
+ * to say (retry-policy.ts).
+ */
 export interface AttemptOutcome {
   startedAt: Date;
   durationMs: number;
@@ -21,12 +26,12 @@ export interface AttemptOutcome {
   /** The start of the response body, at most the configured limit. */
   responseBody?: string | undefined;
   retryAfter?: string | undefined;
-  /** Why the attempt failed; undefined on a 2xx answer. */
+  /** Why no response came (connection refused, reset, timeout, refused destination). */
   error?: string | undefined;
   /** No response came in time (connecting, or waiting for the answer). */
   timedOut?: boolean | undefined;
-  /** Retrying cannot help (the destination is not allowed). */
-  permanent?: boolean | undefined;
+  /** The destination guard refused the address before connecting. */
+  blocked?: boolean | undefined;
 }
 
 export interface HttpClient {
@@ -103,7 +108,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         bodyTimeout: req.timeoutMs,
       });
       const responseBody = await readPrefix(res.body, options.responseBodyLimitBytes);
-      const ok = res.statusCode >= 200 && res.statusCode < 300;
       const retryAfter = res.headers["retry-after"];
       return {
         startedAt,
@@ -111,12 +115,11 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         statusCode: res.statusCode,
         responseBody,
         retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-        error: ok ? undefined : `receiver answered HTTP ${res.statusCode}`,
       };
     } catch (err) {
       if (req.signal?.aborted) throw err;
       if (err instanceof DestinationBlockedError) {
-        return { startedAt, durationMs: elapsed(), error: err.message, permanent: true };
+        return { startedAt, durationMs: elapsed(), error: err.message, blocked: true };
       }
       return {
         startedAt,

@@ -1,3 +1,9 @@
+import type { AttemptOutcome } from "./http-client.js";
+
+// One home for what an attempt's outcome means: what counts as success,
+// which failures cannot be retried, when Retry-After applies, and how long
+// to wait before the next attempt.
+
 export interface RetryPolicy {
   /** Delays before the 2nd, 3rd, ... attempt, in ms; the last one repeats. */
   schedule: readonly number[];
@@ -47,4 +53,46 @@ export function parseRetryAfter(value: string | undefined, now: Date): number | 
   const date = Date.parse(text);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now.getTime());
+}
+
+/** A 2xx answer; anything else (3xx included: redirects are not followed) is a failure. */
+export function isSuccess(statusCode: number | undefined): boolean {
+  return statusCode !== undefined && statusCode >= 200 && statusCode < 300;
+}
+
+/** Answers whose Retry-After header sets the earliest next attempt. */
+const HONOURS_RETRY_AFTER = new Set([429, 503]);
+
+export interface Verdict {
+  /** The delivery's status after the attempt. */
+  status: "succeeded" | "retrying" | "failed" | "expired";
+  /** When status is "retrying". */
+  nextAttemptAt: Date | null;
+  /** Why the attempt failed; null when it succeeded. */
+  errorMessage: string | null;
+}
+
+/**
+ * What an attempt's outcome means for its delivery: done, another attempt
+ * (when), or no more (attempts used up, past the event's time to live, or a
+ * failure that cannot be retried: the destination is refused).
+ */
+export function judge(
+  policy: RetryPolicy,
+  outcome: AttemptOutcome,
+  attempt: Omit<FailedAttempt, "now" | "retryAfterMs">,
+  now = new Date(),
+): Verdict {
+  if (isSuccess(outcome.statusCode)) return { status: "succeeded", nextAttemptAt: null, errorMessage: null };
+  const errorMessage = outcome.error ?? `receiver answered HTTP ${outcome.statusCode ?? 0}`;
+  if (outcome.blocked) return { status: "failed", nextAttemptAt: null, errorMessage };
+  const honoured = outcome.statusCode !== undefined && HONOURS_RETRY_AFTER.has(outcome.statusCode);
+  const step = nextStep(policy, {
+    ...attempt,
+    now,
+    retryAfterMs: honoured ? parseRetryAfter(outcome.retryAfter, now) : undefined,
+  });
+  return step.kind === "retry"
+    ? { status: "retrying", nextAttemptAt: step.at, errorMessage }
+    : { status: step.kind, nextAttemptAt: null, errorMessage };
 }

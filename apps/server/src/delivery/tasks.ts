@@ -1,24 +1,61 @@
 import type { JobHelpers, TaskList } from "graphile-worker";
 import type { Db } from "../db/client.js";
-import { fanOut } from "../db/deliveries.js";
-import { rootCause } from "../db/errors.js";
-import { createDeliverTask, type DeliverDeps } from "./deliver.js";
-import { DELIVER_TASK, FANOUT_TASK } from "./task-names.js";
+import { fanOut, webhookOfDelivery } from "../db/deliveries.js";
+import { DELIVER_TASK, FANOUT_TASK, type DeliverPayload } from "../db/jobs.js";
+import { rootCause } from "../errors.js";
+import { WebhookRunner, type RunnerDeps } from "./runner.js";
 
-export interface TaskDeps extends DeliverDeps {
+export interface TaskDeps extends RunnerDeps {
   db: Db;
   /** Attempts each new delivery may make. */
   maxAttempts: number;
 }
 
-/** The graphile-worker tasks: fan-out of a pushed event, and delivery attempts. */
-export function createTaskList(deps: TaskDeps): TaskList {
+export interface Tasks {
+  taskList: TaskList;
+  /** The worker pool `poolId` stops: its runners start nothing more and hand their webhooks on. */
+  drain(poolId: string): void;
+}
+
+/**
+ * The graphile-worker tasks: fan-out of a pushed event, and delivery to a
+ * webhook. A delivery job for a webhook that a runner of this server already
+ * delivers to only tells that runner to look again (its job ends at once):
+ * a webhook holds one worker slot, however many jobs name it.
+ */
+export function createTasks(deps: TaskDeps): Tasks {
+  const runners = new Map<string, WebhookRunner>();
+
+  const deliver = async (payload: DeliverPayload | { deliveryId: string }, helpers: JobHelpers) => {
+    const webhookId = "webhookId" in payload ? payload.webhookId : await webhookOfDelivery(deps.db, payload.deliveryId);
+    if (webhookId === undefined) return;
+    const running = runners.get(webhookId);
+    if (running) {
+      running.nudge();
+      return;
+    }
+    const owner = helpers.job.locked_by;
+    if (!owner) throw new Error("a running job without its worker pool's id");
+    const runner = new WebhookRunner(webhookId, owner, deps, helpers.abortSignal);
+    runners.set(webhookId, runner);
+    try {
+      await runner.run();
+    } finally {
+      runners.delete(webhookId);
+    }
+  };
+
   return {
-    [FANOUT_TASK]: withPlainErrors(async ({ eventId }: { eventId: string }) => {
-      const created = await fanOut(deps.db, eventId, deps.maxAttempts);
-      deps.logger.debug({ eventId, deliveries: created }, "event fanned out");
-    }),
-    [DELIVER_TASK]: withPlainErrors(createDeliverTask(deps)),
+    taskList: {
+      [FANOUT_TASK]: withPlainErrors(async ({ eventId }: { eventId: string }) => {
+        const created = await fanOut(deps.db, eventId, deps.maxAttempts);
+        deps.logger.debug({ eventId, deliveries: created }, "event fanned out");
+      }),
+      [DELIVER_TASK]: withPlainErrors(deliver),
+    },
+    drain(poolId) {
+      for (const runner of runners.values()) if (runner.owner === poolId) runner.drain();
+    },
   };
 }
 

@@ -1,16 +1,10 @@
 import { EventEmitter } from "node:events";
-import {
-  Logger as GraphileLogger,
-  run,
-  type Runner,
-  type TaskList,
-  type WorkerEvents,
-  type WorkerPool,
-} from "graphile-worker";
+import { run, type Runner, type TaskList, type WorkerEvents, type WorkerPool } from "graphile-worker";
 import postgres from "postgres";
-import { isDatabaseUnavailable } from "../db/errors.js";
-import type { Logger } from "../observability/logger.js";
-import { DELIVER_TASK, FANOUT_TASK } from "./task-names.js";
+import { LIVENESS_PREFIX, poolsWithoutSession, releaseDeadPools } from "../db/liveness.js";
+import { queueOverdueWebhooks } from "../db/runners.js";
+import { isDatabaseUnavailable } from "../errors.js";
+import { graphileLogger, type Logger } from "../observability/logger.js";
 
 export interface WorkerOptions {
   databaseUrl: string;
@@ -24,6 +18,8 @@ export interface WorkerOptions {
   onStatus?: (status: WorkerStatus) => void;
   /** Told of each graphile-worker pool as it is created (the first, and each replacement). */
   onPool?: (pool: WorkerPool) => void;
+  /** Told when a pool starts shutting down (asked to, or on its own): its running jobs should wind down. */
+  onPoolStopping?: (poolId: string) => void;
 }
 
 export type WorkerStatus = { running: true } | { running: false; reason: string };
@@ -38,11 +34,15 @@ export interface Worker {
   readonly done: Promise<void>;
 }
 
-/** Sessions of live worker pools carry this application_name prefix and their pool id. */
-const LIVENESS_PREFIX = "httpqueue-worker:";
 /** How often a pool's session is used, which also reconnects it after a database restart. */
 const HEARTBEAT_MS = 1_000;
 const SWEEP_INTERVAL_MS = 5_000;
+/**
+ * Every so often, webhooks with deliveries overdue by OVERDUE_SECONDS that no
+ * server delivers to get a job: a safety net under the jobs statements queue.
+ */
+const RECONCILE_INTERVAL_MS = 60_000;
+const OVERDUE_SECONDS = 60;
 /** Waits between attempts to start a worker again: doubling from the first to the last. */
 const RESTART_DELAY_MS = { first: 500, max: 15_000 } as const;
 /** Failed starts in a row, with the database answering, after which the worker gives up. */
@@ -104,6 +104,18 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   await sweep();
   const timer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
   timer.unref();
+  const reconcile = () =>
+    (pool.closed ? Promise.resolve(0) : queueOverdueWebhooks(pool.session, OVERDUE_SECONDS)).then(
+      (webhooks) => {
+        if (webhooks > 0) logger.warn({ webhooks }, "queued jobs for webhooks with overdue deliveries and no job");
+      },
+      (err: unknown) => {
+        logger.warn({ err }, "could not look for overdue deliveries; will try again");
+      },
+    );
+  await reconcile();
+  const reconciler = setInterval(() => void reconcile(), RECONCILE_INTERVAL_MS);
+  reconciler.unref();
 
   /** Sleeps `ms`, or less if stop() is called meanwhile. */
   const pause = (ms: number) =>
@@ -127,8 +139,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     if (!ended) logger.error({ poolId: old.id }, "the stopped worker pool did not end; leaving it behind");
     await old.close();
     if (pool.closed) return; // the sweeps will, once a pool runs again
-    await pool.session`select graphile_worker.force_unlock_workers(${[old.id]}::text[])`.catch((err: unknown) => {
-      logger.warn({ err }, "could not unlock the jobs of the stopped worker; the sweeps will");
+    await releaseDeadPools(pool.session, [old.id]).catch((err: unknown) => {
+      logger.warn({ err }, "could not hand back what the stopped worker held; the sweeps will");
     });
   };
   const retiring: Promise<void>[] = [];
@@ -177,6 +189,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   };
   const done = supervise().finally(async () => {
     clearInterval(timer);
+    clearInterval(reconciler);
     await Promise.all(retiring);
   });
   // Observed by the caller through `done`; this keeps an early rejection from counting as unhandled.
@@ -211,7 +224,8 @@ async function startPool(options: WorkerOptions): Promise<Pool> {
   let stopRequested = false;
   let shuttingDown: ((reason: string) => void) | undefined;
   const shutdownStarted = new Promise<string>((resolve) => (shuttingDown = resolve));
-  events.on("pool:gracefulShutdown", ({ message }) => {
+  events.on("pool:gracefulShutdown", ({ message, workerPool }) => {
+    options.onPoolStopping?.(workerPool.id);
     if (!stopRequested) shuttingDown?.(message);
   });
 
@@ -278,66 +292,23 @@ async function startPool(options: WorkerOptions): Promise<Pool> {
 }
 
 /**
- * One server's sweeps. A pool holding our jobs without a live session is a
- * suspect (a pool that just started announces itself a moment after it locks
- * its first jobs; one whose session dropped reconnects within a second); one
- * that is still a suspect at the next sweep is taken for dead, and its jobs
- * are unlocked, if it has still not announced itself at that moment.
+ * One server's sweeps. A pool holding our jobs or webhooks without a live
+ * session is a suspect (a pool that just started announces itself a moment
+ * after it locks its first jobs; one whose session dropped reconnects within
+ * a second); one that is still a suspect at the next sweep is taken for dead,
+ * and what it held is handed back, if it has still not announced itself.
  */
 function createSweeper(logger: Logger): (sql: postgres.Sql) => Promise<void> {
   let suspects = new Set<string>();
 
   return async (sql) => {
-    const rows = await sql<{ pool: string }[]>`
-      select distinct locked_by as pool
-      from graphile_worker.jobs
-      where locked_by is not null
-        and task_identifier in (${FANOUT_TASK}, ${DELIVER_TASK})
-        and locked_by not in (
-          select substr(application_name, ${LIVENESS_PREFIX.length + 1}) from pg_stat_activity
-          where application_name like ${LIVENESS_PREFIX + "%"}
-        )`;
-    const missing = new Set(rows.map((row) => row.pool));
+    const missing = new Set(await poolsWithoutSession(sql));
     const dead = [...missing].filter((pool) => suspects.has(pool));
     suspects = missing;
     if (dead.length === 0) return;
-    const [result] = await sql<{ pools: string[] | null; jobs: number; unlocked: number }[]>`
-      with dead as (
-        select unnest(${dead}::text[]) as pool
-        except
-        select substr(application_name, ${LIVENESS_PREFIX.length + 1}) from pg_stat_activity
-        where application_name like ${LIVENESS_PREFIX + "%"}
-      ), counted as (
-        select count(*)::int as jobs from graphile_worker.jobs where locked_by in (select pool from dead)
-      ), unlocked as (
-        select graphile_worker.force_unlock_workers(array(select pool from dead)) where exists (select 1 from dead)
-      )
-      select (select array_agg(pool) from dead) as pools,
-             (select jobs from counted) as jobs,
-             (select count(*) from unlocked)::int as unlocked`;
-    if (result && result.jobs > 0) {
-      logger.warn({ pools: result.pools, jobs: result.jobs }, "unlocked jobs held by workers that are gone");
+    const released = await releaseDeadPools(sql, dead);
+    if (released.jobs > 0 || released.webhooks > 0) {
+      logger.warn(released, "unlocked jobs held by workers that are gone");
     }
   };
-}
-
-/** graphile-worker's log lines, through our logger. Its per-job lines go to debug. */
-export function graphileLogger(logger: Logger): GraphileLogger {
-  const child = logger.child({ component: "graphile-worker" });
-  return new GraphileLogger(() => (level, message, meta) => {
-    const fields = meta?.error ? { err: meta.error } : {};
-    switch (level as string) {
-      case "error":
-        child.error(fields, message);
-        break;
-      case "warning":
-        child.warn(fields, message);
-        break;
-      case "info":
-        child.debug(fields, message);
-        break;
-      default:
-        child.trace(fields, message);
-    }
-  });
 }

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable, rootCause } from "../db/errors.js";
+import { isDatabaseUnavailable, rootCause } from "../errors.js";
 import type { Logger } from "./logger.js";
 
 export type CheckName = "database" | "migrations" | "worker";

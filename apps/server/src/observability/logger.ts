@@ -1,7 +1,8 @@
+import { Logger as GraphileLogger } from "graphile-worker";
 import { pino, type Logger as PinoLogger } from "pino";
 import PinoPretty from "pino-pretty";
 import type { LogLevel } from "../config.js";
-import { loggableError } from "../db/errors.js";
+import { loggableError } from "../errors.js";
 
 export type Logger = PinoLogger;
 
@@ -55,5 +56,26 @@ export function prettyDestination(destination?: NodeJS.WritableStream): pino.Des
     ignore: "service",
     // Colours on a terminal that supports them (pino-pretty's default), none into a stream.
     ...(destination ? { destination, colorize: false } : {}),
+  });
+}
+
+/** graphile-worker's log lines, through our logger. Its per-job lines go to debug. */
+export function graphileLogger(logger: Logger): GraphileLogger {
+  const child = logger.child({ component: "graphile-worker" });
+  return new GraphileLogger(() => (level, message, meta) => {
+    const fields = meta?.error ? { err: meta.error } : {};
+    switch (level as string) {
+      case "error":
+        child.error(fields, message);
+        break;
+      case "warning":
+        child.warn(fields, message);
+        break;
+      case "info":
+        child.debug(fields, message);
+        break;
+      default:
+        child.trace(fields, message);
+    }
   });
 }

@@ -1,0 +1,299 @@
+import { sql } from "drizzle-orm";
+import { createBatcher } from "./batcher.js";
+import { perDatabase, type Db, type Queryable } from "./client.js";
+import { addJobs, deliverJobSpec, queued, wakeJobKey } from "./jobs.js";
+import { preparedStatement } from "./prepared.js";
+import { eventRecords, webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
+
+// The statements of the webhook runners (delivery/runner.ts): the deliveries
+// table is the queue, and a row of webhook_runners says which server delivers
+// to a webhook. Runners working at the same time share statements (see
+// db/batcher.ts): round trips, more than the work inside them, are what a
+// delivery costs.
+
+/** Most runners per statement: about the number of webhooks a server delivers to at once. */
+const MAX_BATCH = 64;
+/** Statements of each kind running at once: several fill the pool's connections in turn. */
+const MAX_CONCURRENT_BATCHES = 2;
+
+/** A due delivery with what its attempt needs: its event's payload and its webhook. */
+export interface DueDelivery {
+  id: string;
+  status: "pending" | "retrying";
+  attemptCount: number;
+  maxAttempts: number;
+  eventId: string;
+  payload: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+  /** Measured by the database's clock, like created_at: immune to clock skew. */
+  eventAgeMs: number;
+  webhookId: string;
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  /** Seconds. */
+  timeout: number;
+  active: boolean;
+  /** Unregistered. */
+  deleted: boolean;
+  signingSecret: string;
+}
+
+type DueRow = {
+  ord: number;
+  id: string | null;
+  status: "pending" | "retrying";
+  attempt_count: number;
+  max_attempts: number;
+  event_id: string;
+  payload: string;
+  expires_at_ms: number;
+  event_age_ms: number;
+  webhook_id: string;
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  timeout: number;
+  active: boolean;
+  deleted: boolean;
+  signing_secret: string;
+};
+
+/**
+ * SQL: the due deliveries of the webhook `input.webhook_id`, oldest due first,
+ * at most `input.lim`, but for the ids in `input.exclude` (those the runner
+ * holds already), with their event and webhook. For a lateral join.
+ */
+const dueDeliveries = (condition = sql`true`) => sql`
+  select d.id, d.status, d.attempt_count, d.max_attempts, e.id as event_id, e.payload,
+    (extract(epoch from e.expires_at) * 1000)::float8 as expires_at_ms,
+    (extract(epoch from now() - e.created_at) * 1000)::float8 as event_age_ms,
+    w.id as webhook_id, w.url, w.method, w.headers, w.timeout, w.active, w.deleted_at is not null as deleted,
+    w.signing_secret
+  from (
+    -- The due index, read in order; OFFSET 0 keeps the planner from folding it into a join.
+    select id, status, attempt_count, max_attempts, event_id, webhook_id from ${webhookDeliveries}
+    where ${condition} and webhook_id = input.webhook_id and status in ('pending', 'retrying')
+      and next_attempt_at <= now() and id <> all(coalesce(input.exclude, '{}'))
+    order by next_attempt_at
+    limit input.lim
+    offset 0
+  ) d
+  join ${eventRecords} e on e.id = d.event_id
+  join ${webhookRegistrations} w on w.id = d.webhook_id`;
+
+function toDue(row: DueRow): DueDelivery {
+  return {
+    id: row.id ?? "",
+    status: row.status,
+    attemptCount: row.attempt_count,
+    maxAttempts: row.max_attempts,
+    eventId: row.event_id,
+    payload: row.payload,
+    expiresAt: row.expires_at_ms,
+    eventAgeMs: row.event_age_ms,
+    webhookId: row.webhook_id,
+    url: row.url,
+    method: row.method,
+    headers: row.headers,
+    timeout: row.timeout,
+    active: row.active,
+    deleted: row.deleted,
+    signingSecret: row.signing_secret,
+  };
+}
+
+/** Groups rows by `ord`: one list per input, in order (empty when an input has no row). */
+function byOrd<R extends { ord: number }, T>(rows: R[], count: number, map: (row: R) => T | undefined): T[][] {
+  const out = Array.from({ length: count }, () => [] as T[]);
+  for (const row of rows) {
+    const value = map(row);
+    if (value !== undefined) out[row.ord]?.push(value);
+  }
+  return out;
+}
+
+export interface StartRequest {
+  webhookId: string;
+  /** The graphile-worker pool id of the server starting it. */
+  owner: string;
+  limit: number;
+}
+
+/** Taken: the webhook's first page of due deliveries; undefined: another server delivers to it. */
+export type StartResult = DueDelivery[] | undefined;
+
+const startStatement = preparedStatement<DueRow & { acquired: boolean }>(sql`
+  with input as (
+    select x.ord, x.webhook_id, x.owner, x.lim, null::uuid[] as exclude
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, owner text, lim int)
+  ), acquired as (
+    -- Taken when free, or already ours (a run of ours that ended without letting go).
+    insert into ${webhookRunners} (webhook_id, owner)
+    select webhook_id, owner from input order by webhook_id
+    on conflict (webhook_id) do update set owner = excluded.owner, started_at = now()
+      where ${webhookRunners}.owner = excluded.owner
+    returning webhook_id
+  )
+  select input.ord, acquired.webhook_id is not null as acquired, due.*
+  from input
+  left join acquired using (webhook_id)
+  left join lateral (${dueDeliveries(sql`acquired.webhook_id is not null`)}) due on true
+  order by input.ord
+`);
+
+async function startRunners(db: Queryable, requests: StartRequest[]): Promise<StartResult[]> {
+  const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, owner: r.owner, lim: r.limit }));
+  const rows = await startStatement(db, { input: JSON.stringify(input) });
+  const acquired = new Set(rows.filter((r) => r.acquired).map((r) => r.ord));
+  const due = byOrd(rows, requests.length, (row) => (row.id === null ? undefined : toDue(row)));
+  return due.map((list, ord) => (acquired.has(ord) ? list : undefined));
+}
+
+export interface FetchRequest {
+  webhookId: string;
+  limit: number;
+  /** Deliveries the runner holds already (queued or being attempted). */
+  exclude: string[];
+}
+
+const fetchStatement = preparedStatement<DueRow>(sql`
+  with input as (
+    select x.ord, x.webhook_id, x.lim, x.exclude
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, lim int, exclude uuid[])
+  )
+  select input.ord, due.*
+  from input cross join lateral (${dueDeliveries()}) due
+`);
+
+async function fetchDue(db: Queryable, requests: FetchRequest[]): Promise<DueDelivery[][]> {
+  const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, lim: r.limit, exclude: r.exclude }));
+  const rows = await fetchStatement(db, { input: JSON.stringify(input) });
+  return byOrd(rows, requests.length, toDue);
+}
+
+export interface FinishRequest {
+  webhookId: string;
+  owner: string;
+  /**
+   * "done": let go unless deliveries are due. "yield": let go whatever is due
+   * (the server stops, or the runner had its turn), with a job due now for
+   * whichever server takes it. "abandon": let go, queueing nothing (the
+   * runner failed: graphile-worker retries its job later).
+   */
+  mode: "done" | "yield" | "abandon";
+}
+
+export interface FinishResult {
+  /** No longer ours: the runner ends. False: deliveries are due, the runner goes on. */
+  released: boolean;
+}
+
+// Let go of the webhook unless deliveries are due (checked in the same
+// statement: a server that failed to take the webhook meanwhile saw it
+// still taken, so this statement, which starts after, sees what that server
+// pushed). On letting go, the next due time gets its wake-up job (or, when
+// yielding with deliveries due, a job due now). A row that is not ours any
+// more (the liveness sweep took us for dead) counts as released.
+const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sql`
+  with input as (
+    select x.ord, x.webhook_id, x.owner, x.mode,
+      exists (
+        select 1 from ${webhookDeliveries} d
+        where d.webhook_id = x.webhook_id and d.status in ('pending', 'retrying') and d.next_attempt_at <= now()
+      ) as due
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, owner text, mode text)
+  ), released as (
+    delete from ${webhookRunners} r using input
+    where r.webhook_id = input.webhook_id and r.owner = input.owner and (input.mode <> 'done' or not input.due)
+    returning r.webhook_id
+  ), next as (
+    select input.webhook_id, input.due, (
+      select min(d.next_attempt_at) from ${webhookDeliveries} d
+      where d.webhook_id = input.webhook_id and d.status in ('pending', 'retrying')
+    ) as at
+    from input join released using (webhook_id)
+    where input.mode <> 'abandon'
+  ), jobs as (
+    ${addJobs(
+      sql`
+      select case when due then ${deliverJobSpec(sql`webhook_id`)}
+        else ${deliverJobSpec(sql`webhook_id`, sql`at`, wakeJobKey(sql`webhook_id`, sql`at`))} end as spec
+      from next where at is not null
+      order by webhook_id`,
+      true,
+    )}
+  )
+  select input.ord,
+    released.webhook_id is not null
+      or not exists (select 1 from ${webhookRunners} r where r.webhook_id = input.webhook_id and r.owner = input.owner)
+      as released,
+    ${queued("jobs")} as queued
+  from input left join released using (webhook_id)
+  order by input.ord
+`);
+
+async function finishRunners(db: Queryable, requests: FinishRequest[]): Promise<FinishResult[]> {
+  const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, owner: r.owner, mode: r.mode }));
+  const rows = await finishStatement(db, { input: JSON.stringify(input) });
+  return rows.map((row) => ({ released: row.released }));
+}
+
+const batched = <I, O>(run: (db: Db, items: I[]) => Promise<O[]>, key?: (item: I) => string) =>
+  perDatabase((db) =>
+    createBatcher({
+      run: (items: I[]) => run(db, items),
+      maxBatchSize: MAX_BATCH,
+      maxConcurrent: MAX_CONCURRENT_BATCHES,
+      ...(key ? { key } : {}),
+    }),
+  );
+
+const starters = batched(startRunners, (r) => r.webhookId);
+const fetchers = batched(fetchDue, (r) => r.webhookId);
+const finishers = batched(finishRunners, (r) => r.webhookId);
+
+/**
+ * Takes the webhook for this server (unless another one has it) and reads its
+ * first page of due deliveries, in one statement. Concurrent calls share it.
+ */
+export function startRunner(db: Db, request: StartRequest): Promise<StartResult> {
+  return starters(db).add(request);
+}
+
+/** The webhook's next due deliveries. Concurrent calls share a statement. */
+export function fetchDueDeliveries(db: Db, request: FetchRequest): Promise<DueDelivery[]> {
+  return fetchers(db).add(request);
+}
+
+/** Lets go of the webhook, unless deliveries are due and it is not yielding. Concurrent calls share a statement. */
+export function finishRunner(db: Db, request: FinishRequest): Promise<FinishResult> {
+  return finishers(db).add(request);
+}
+
+const reconcileStatement = preparedStatement<{ webhooks: number }>(sql`
+  with stuck as (
+    select w.id from ${webhookRegistrations} w
+    where not exists (select 1 from ${webhookRunners} r where r.webhook_id = w.id)
+      and exists (
+        select 1 from ${webhookDeliveries} d
+        where d.webhook_id = w.id and d.status in ('pending', 'retrying')
+          and d.next_attempt_at < now() - make_interval(secs => ${sql.placeholder("overdueSeconds")}::int)
+      )
+  ), jobs as (
+    ${addJobs(sql`select ${deliverJobSpec(sql`id`)} as spec from stuck order by id`)}
+  )
+  select (select count(*) from stuck)::int as webhooks, ${queued("jobs")} as queued
+`);
+
+/**
+ * Queues a job for every webhook with deliveries overdue by more than
+ * `overdueSeconds` that no server delivers to: a safety net under the jobs
+ * that statements queue (and the way jobs of an older version's format are
+ * replaced). Returns how many webhooks it found.
+ */
+export async function queueOverdueWebhooks(db: Queryable, overdueSeconds: number): Promise<number> {
+  const [row] = await reconcileStatement(db, { overdueSeconds });
+  return row?.webhooks ?? 0;
+}

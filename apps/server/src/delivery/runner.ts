@@ -1,0 +1,302 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { recordOutcome, type Outcome } from "../db/attempts.js";
+import type { Db } from "../db/client.js";
+import { fetchDueDeliveries, finishRunner, startRunner, type DueDelivery } from "../db/runners.js";
+import { isDatabaseUnavailable } from "../errors.js";
+import type { Logger } from "../observability/logger.js";
+import { attemptResult, type Metrics } from "../observability/metrics.js";
+import type { HttpClient, OutgoingRequest } from "./http-client.js";
+import { judge, type RetryPolicy } from "./retry-policy.js";
+import { signPayload } from "./signing.js";
+
+export interface RunnerDeps {
+  db: Db;
+  http: HttpClient;
+  policy: RetryPolicy;
+  userAgent: string;
+  logger: Logger;
+  metrics: Pick<Metrics, "deliveryOutcome" | "attemptFinished" | "deliverySucceeded" | "inFlight">;
+  /** Most attempts in flight to one webhook (WEBHOOK_MAX_IN_FLIGHT). */
+  maxInFlight: number;
+}
+
+/**
+ * A runner hands the webhook on (to a job due now) after this long, so that
+ * webhooks waiting for one of the worker's slots get their turn.
+ */
+const TURN_MS = 5_000;
+/** Waits between tries of a statement while the database is unreachable: doubling up to the last. */
+const RETRY_MS = { first: 250, max: 5_000 } as const;
+
+/**
+ * Delivers what is due for one webhook, on this server alone (the row it
+ * holds in webhook_runners keeps other servers off it), at most
+ * `maxInFlight` attempts at once: a slow or hanging receiver holds its own
+ * runner and one worker slot, never the others'. Due deliveries are read a
+ * page at a time while earlier ones are in flight; each outcome is recorded
+ * (statements shared with other runners) before its delivery is read again.
+ * It ends when nothing is due (the statement that lets go schedules the next
+ * wake-up), when its turn is over or the worker stops (handing the webhook to
+ * a job due now), always after its attempts in flight are recorded.
+ */
+export class WebhookRunner {
+  private readonly log: Logger;
+  private readonly page: number;
+  /** Read, not yet started. */
+  private queue: DueDelivery[] = [];
+  /** Started, not yet recorded. */
+  private readonly inFlight = new Set<string>();
+  private fetching = false;
+  /** The last read returned less than it asked for: nothing more was due then. */
+  private exhausted = false;
+  /** Jobs for this webhook that came while it ran: something new may be due. */
+  private nudges = 0;
+  private seenNudges = 0;
+  private draining = false;
+  private failure: Error | undefined;
+  private readonly startedAt = performance.now();
+  private wake: () => void = () => undefined;
+  /** No more reads until then (they failed). */
+  private fetchAfter = 0;
+
+  constructor(
+    readonly webhookId: string,
+    /** The graphile-worker pool whose job runs this. */
+    readonly owner: string,
+    private readonly deps: RunnerDeps,
+    /** Aborts attempts in flight: the worker stops for good. */
+    private readonly signal: AbortSignal,
+  ) {
+    this.log = deps.logger.child({ webhookId });
+    this.page = Math.max(64, deps.maxInFlight * 4);
+  }
+
+  /** A job for this webhook came while it runs: read again, something new may be due. */
+  nudge(): void {
+    this.nudges++;
+    this.wake();
+  }
+
+  /** Start nothing more; end once the attempts in flight are recorded, handing the webhook on. */
+  drain(): void {
+    this.draining = true;
+    this.wake();
+  }
+
+  /** Runs until the webhook is let go (or was taken by another server). */
+  async run(): Promise<void> {
+    for (;;) {
+      const nudges = this.nudges;
+      const first = await this.retrying("start", () =>
+        startRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, limit: this.page }),
+      );
+      if (first === undefined) return; // another server delivers to it, and sees what is due
+      this.queue = first;
+      this.exhausted = first.length < this.page;
+      this.seenNudges = nudges;
+      const end = await this.work();
+      if (this.failure !== undefined) throw this.failure;
+      // A job that came while we let go was taken for ours: take the webhook again.
+      if (end !== "released" || this.nudges === nudges) return;
+    }
+  }
+
+  /**
+   * Attempts due deliveries until the webhook is let go: "released" (nothing
+   * was due), "handed on" (a job due now has it), "stopped" (the worker
+   * stopped while the database was away).
+   */
+  private async work(): Promise<"released" | "handed on" | "stopped"> {
+    for (;;) {
+      const stopping = this.draining || this.signal.aborted || performance.now() - this.startedAt > TURN_MS;
+      while (!stopping && this.queue.length > 0 && this.inFlight.size < this.deps.maxInFlight) {
+        this.start(this.queue.shift() as DueDelivery);
+      }
+      const more = !this.exhausted || this.nudges !== this.seenNudges;
+      if (!stopping && !this.fetching && more && this.queue.length < this.deps.maxInFlight * 2) {
+        if (Date.now() >= this.fetchAfter) void this.fetch();
+      }
+      if (this.inFlight.size === 0 && !this.fetching && (stopping || (this.queue.length === 0 && !more))) {
+        const mode = this.failure !== undefined ? "abandon" : stopping ? "yield" : "done";
+        const finished = await this.retrying("finish", () =>
+          finishRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, mode }),
+        );
+        if (finished === undefined) return "stopped";
+        if (finished.released) return stopping ? "handed on" : "released";
+        // Deliveries are due that the reads did not see (pushed meanwhile through another server): read on.
+        this.exhausted = false;
+        continue;
+      }
+      await this.changed();
+    }
+  }
+
+  /** Resolves at the next change: an attempt recorded, a read done, a nudge, a drain, or a retry's time. */
+  private changed(): Promise<void> {
+    return new Promise((resolve) => {
+      const wait = Math.max(0, this.fetchAfter - Date.now());
+      const timer = wait > 0 ? setTimeout(resolve, wait) : undefined;
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = () => undefined;
+        resolve();
+      };
+    });
+  }
+
+  private async fetch(): Promise<void> {
+    this.fetching = true;
+    this.seenNudges = this.nudges;
+    try {
+      const held = new Set([...this.inFlight, ...this.queue.map((d) => d.id)]);
+      const rows = await fetchDueDeliveries(this.deps.db, {
+        webhookId: this.webhookId,
+        limit: this.page,
+        exclude: [...held],
+      });
+      for (const row of rows) if (!held.has(row.id)) this.queue.push(row);
+      this.exhausted = rows.length < this.page;
+      this.fetchAfter = 0;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err)) this.fail(err);
+      else this.log.warn({ err }, "could not read due deliveries; will try again");
+      this.fetchAfter = Date.now() + RETRY_MS.max;
+    } finally {
+      this.fetching = false;
+      this.wake();
+    }
+  }
+
+  private start(d: DueDelivery): void {
+    this.inFlight.add(d.id);
+    this.attempt(d)
+      .catch((err: unknown) => {
+        this.fail(err);
+      })
+      .finally(() => {
+        this.inFlight.delete(d.id);
+        this.wake();
+      });
+  }
+
+  /** Something other than the database being away went wrong: stop, and let graphile-worker retry the job. */
+  private fail(err: unknown): void {
+    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    this.draining = true;
+    this.wake();
+  }
+
+  /** One attempt of one delivery (or its end without one), recorded. */
+  private async attempt(d: DueDelivery): Promise<void> {
+    const { http, policy, metrics, userAgent } = this.deps;
+    const attemptNumber = d.attemptCount + 1;
+    const ids = { deliveryId: d.id, eventId: d.eventId, attempt: attemptNumber };
+    if (!d.active || d.deleted) {
+      // Normally cancelled with the webhook; this one was read just before.
+      await this.close(d, "cancelled", "the webhook was deactivated or unregistered");
+      return;
+    }
+    if (Date.now() >= d.expiresAt) {
+      await this.close(d, "expired", `the event expired before attempt ${attemptNumber}`);
+      return;
+    }
+    const readAt = performance.now();
+    let outcome;
+    try {
+      outcome = await metrics.inFlight(() => http.send(buildRequest(d, userAgent, this.signal)));
+    } catch (err) {
+      // Aborted: the worker stops for good. The attempt is not recorded; it is made again later.
+      if (this.signal.aborted) return;
+      throw err;
+    }
+    metrics.attemptFinished(
+      attemptResult(outcome.statusCode, outcome.timedOut === true, outcome.blocked === true),
+      outcome.durationMs / 1000,
+    );
+    const verdict = judge(policy, outcome, {
+      attemptNumber,
+      maxAttempts: d.maxAttempts,
+      expiresAt: new Date(d.expiresAt),
+    });
+    const updated = await this.record({
+      deliveryId: d.id,
+      attemptNumber,
+      startedAt: outcome.startedAt,
+      durationMs: outcome.durationMs,
+      responseCode: outcome.statusCode ?? null,
+      responseBody: outcome.responseBody ?? null,
+      errorMessage: verdict.errorMessage,
+      status: verdict.status,
+      nextAttemptAt: verdict.nextAttemptAt,
+    });
+    if (updated === undefined) return;
+    // Not updated: the delivery was cancelled meanwhile, and counted by whoever cancelled it.
+    if (updated) metrics.deliveryOutcome(verdict.status);
+    if (updated && verdict.status === "succeeded") {
+      metrics.deliverySucceeded((d.eventAgeMs + performance.now() - readAt) / 1000);
+    }
+    this.log.info(
+      {
+        ...ids,
+        status: updated ? verdict.status : "cancelled",
+        responseCode: outcome.statusCode,
+        durationMs: outcome.durationMs,
+        error: verdict.errorMessage ?? undefined,
+        nextAttemptAt: verdict.nextAttemptAt?.toISOString(),
+      },
+      "delivery attempt",
+    );
+  }
+
+  private async close(d: DueDelivery, status: "cancelled" | "expired", errorMessage: string): Promise<void> {
+    const updated = await this.record({ deliveryId: d.id, attemptCount: d.attemptCount, status, errorMessage });
+    if (!updated) return;
+    this.deps.metrics.deliveryOutcome(status);
+    this.log.info({ deliveryId: d.id, eventId: d.eventId, status }, `delivery ${status}`);
+  }
+
+  /** Records an outcome, trying again while the database is away; undefined if the worker stopped first. */
+  private record(outcome: Outcome): Promise<boolean | undefined> {
+    return this.retrying("record", () => recordOutcome(this.deps.db, outcome));
+  }
+
+  /**
+   * Runs a statement, trying again while the database cannot be reached
+   * (other errors are thrown); undefined when the worker stops meanwhile.
+   */
+  private async retrying<T>(what: string, run: () => Promise<T>): Promise<T | undefined> {
+    for (let delay: number = RETRY_MS.first; ; delay = Math.min(delay * 2, RETRY_MS.max)) {
+      try {
+        return await run();
+      } catch (err) {
+        if (!isDatabaseUnavailable(err)) throw err;
+        if (this.signal.aborted) return undefined;
+        this.log.warn({ err, statement: what, retryInMs: delay }, "the database is unavailable; will try again");
+        try {
+          await sleep(delay, undefined, { signal: this.signal });
+        } catch {
+          return undefined;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The webhook's method, URL and custom headers, the payload as the body (none
+ * for GET), and the Standard Webhooks headers: webhook-id is the delivery id,
+ * the same on every attempt, so receivers can drop repeats.
+ */
+export function buildRequest(d: DueDelivery, userAgent: string, signal?: AbortSignal): OutgoingRequest {
+  const body = d.method === "GET" ? undefined : d.payload;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers: Record<string, string> = { "user-agent": userAgent };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  // Custom headers may replace user-agent and content-type; the names that
+  // could clash with ours are refused when a webhook is registered.
+  for (const [name, value] of Object.entries(d.headers)) headers[name.toLowerCase()] = value;
+  headers["webhook-id"] = d.id;
+  headers["webhook-timestamp"] = String(timestamp);
+  headers["webhook-signature"] = signPayload(d.signingSecret, d.id, timestamp, body ?? "");
+  return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000, signal };
+}
