@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import postgres from "postgres";
+import { connect as connectTo } from "@httpqueue/server/dist/db/client.js";
+import type postgres from "postgres";
 
 /** Every database the harness creates starts with this; a run drops what it created. */
 export const DATABASE_PREFIX = "httpqueue_bench_";
@@ -25,8 +26,9 @@ export interface DatabaseAdmin {
 /** application_name of the harness's own connections: their CPU is not the server's. */
 export const BENCH_APPLICATION_NAME = "httpqueue-bench";
 
+/** A client of the harness (a `?host=/socket/dir` in the URL is a Unix socket, as for the server). */
 export const connect = (url: string, max = 1) =>
-  postgres(url, { max, onnotice: () => undefined, connection: { application_name: BENCH_APPLICATION_NAME } });
+  connectTo(url, { max, onnotice: () => undefined, connection: { application_name: BENCH_APPLICATION_NAME } });
 
 /** The URL of database `name` on the server `adminUrl` points to. */
 export function databaseUrl(adminUrl: string, name: string): string {

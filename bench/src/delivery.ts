@@ -1,7 +1,7 @@
 // Delivery throughput: draining a backlog, and delivering while events are
 // pushed continuously.
 import { createDatabase } from "@httpqueue/server/dist/db/client.js";
-import { storeEvents } from "@httpqueue/server/dist/db/events.js";
+import { MAX_STATEMENT_DELIVERIES, storeEvents } from "@httpqueue/server/dist/db/events.js";
 import { now, sleep } from "./clock.js";
 import { BENCH_APPLICATION_NAME, type BenchDatabase } from "./database.js";
 import { answeredRate, closedLoop, type PushTarget } from "./load.js";
@@ -43,7 +43,13 @@ export function backlog(
     await ctx.receiver.reset();
     const m = meter(running, ctx.receiver);
     const before = await m.mark();
-    const start = await seedEvents(running.db, event, events, ctx.payloadPad);
+    const start = await seedEvents(
+      running.db,
+      event,
+      events,
+      ctx.payloadPad,
+      Math.floor(MAX_STATEMENT_DELIVERIES / fanout),
+    );
     const atStart = { ...before, cpu: m.cpu(start) };
     const expected = events * fanout;
     const deadline = start + options.timeoutMs;
@@ -82,24 +88,31 @@ export function backlog(
 
 /**
  * Stores `count` events with their deliveries and jobs through the statement
- * PushEvent uses, all in one (one commit, which wakes the worker), and returns
- * when it committed.
+ * PushEvent uses, in statements of `perStatement` events (within its bound of
+ * deliveries) in one transaction (one commit, which wakes the worker), and
+ * returns when it committed.
  */
-async function seedEvents(db: BenchDatabase, event: string, count: number, pad: string): Promise<number> {
+async function seedEvents(
+  db: BenchDatabase,
+  event: string,
+  count: number,
+  pad: string,
+  perStatement: number,
+): Promise<number> {
   const client = createDatabase({ url: db.url, poolSize: 1, applicationName: BENCH_APPLICATION_NAME });
+  const events = Array.from({ length: count }, (_, seq) => ({
+    namespace: NAMESPACE,
+    event,
+    payload: `{"seq":${seq},"data":"${pad}"}`,
+    ttlSeconds: 86_400,
+    metadata: {},
+    idempotencyKey: null,
+    maxAttempts: 10,
+  }));
   try {
-    await storeEvents(
-      client,
-      Array.from({ length: count }, (_, seq) => ({
-        namespace: NAMESPACE,
-        event,
-        payload: `{"seq":${seq},"data":"${pad}"}`,
-        ttlSeconds: 86_400,
-        metadata: {},
-        idempotencyKey: null,
-        maxAttempts: 10,
-      })),
-    );
+    await client.$client.begin(async (tx) => {
+      for (let i = 0; i < events.length; i += perStatement) await storeEvents(tx, events.slice(i, i + perStatement));
+    });
     return now();
   } finally {
     await client.$client.end({ timeout: 5 });

@@ -44,6 +44,8 @@ export interface BenchOptions {
   databaseUrl: string;
   outDir: string;
   cpuProfile: boolean;
+  /** More settings for every server started (`--server-env NAME=VALUE`). */
+  serverEnv: Record<string, string>;
 }
 
 export const USAGE = `usage: pnpm bench [-- options]
@@ -64,6 +66,7 @@ export const USAGE = `usage: pnpm bench [-- options]
   --database-url <u>   PostgreSQL to create databases in (BENCH_DATABASE_URL, else TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres)
   --out <dir>          where results/<timestamp>.json goes (default bench/results)
   --cpu-prof           also write a CPU profile of every server started (node --cpu-prof) next to the results
+  --server-env <N=V>   a setting for every server started, e.g. --server-env WEBHOOK_MAX_IN_FLIGHT=32 (repeatable)
 `;
 
 export class UsageError extends Error {
@@ -104,6 +107,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
         "database-url": { type: "string" },
         out: { type: "string" },
         "cpu-prof": { type: "boolean" },
+        "server-env": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -142,5 +146,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       "postgres://postgres@127.0.0.1:5432/postgres",
     outDir: values.out ?? new URL("../results", import.meta.url).pathname,
     cpuProfile: values["cpu-prof"] === true,
+    serverEnv: Object.fromEntries(
+      (values["server-env"] ?? []).map((entry) => {
+        const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
+        if (!match) throw new UsageError(`--server-env takes NAME=VALUE, not "${entry}"`);
+        return [match[1], match[2]];
+      }),
+    ),
   };
 }

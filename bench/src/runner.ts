@@ -81,6 +81,7 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
       warmupMs: options.warmupMs,
       windowMs: options.windowMs,
       cpuProfileDir: options.cpuProfile ? `${options.outDir}/profiles-${startedAt.toISOString()}` : undefined,
+      serverEnv: options.serverEnv,
     };
     const window = { warmupMs: options.warmupMs, windowMs: options.windowMs };
 

@@ -21,6 +21,8 @@ export interface ScenarioContext {
   warmupMs: number;
   windowMs: number;
   cpuProfileDir?: string | undefined;
+  /** More settings for the server. */
+  serverEnv: Record<string, string>;
 }
 
 export interface Running {
@@ -44,6 +46,7 @@ export async function withService<T>(
       logLevel,
       concurrency: ctx.concurrency,
       cpuProfileDir: ctx.cpuProfileDir,
+      env: ctx.serverEnv,
     });
     const clients = createClients(service.address, ctx.channels);
     try {

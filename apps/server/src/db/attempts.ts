@@ -4,10 +4,15 @@ import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { deliveryAttempts, webhookDeliveries, type DeliveryStatusValue } from "./schema.js";
 
-/** Most outcomes per statement: about what the runners of a server have in flight at once. */
-const MAX_BATCH = 256;
-/** Statements running at once: several fill the pool's connections in turn. */
-const MAX_CONCURRENT_BATCHES = 2;
+/** Most outcomes per statement. */
+const MAX_BATCH = 512;
+/**
+ * One statement at a time: outcomes that come while it runs wait for the
+ * next, which takes them all. Waiting costs the deliveries nothing (their
+ * runners send on meanwhile), and each statement is a round trip and a
+ * commit: fewer, larger ones are what make deliveries cheap.
+ */
+const MAX_CONCURRENT_BATCHES = 1;
 
 /** What became of a delivery: an attempt and the status it left, or an end without an attempt. */
 export type Outcome = AttemptRecord | Closing;

@@ -32,9 +32,24 @@ export function perDatabase<T>(make: (db: Db) => T): (db: Db) => T {
   };
 }
 
+/**
+ * A postgres.js client for a connection string, which may name a Unix socket
+ * directory as libpq does (`postgres://user@localhost/db?host=/var/run/postgresql`):
+ * postgres.js takes it only as an option (left in the URL, it would send
+ * `host` to the server as a setting). graphile-worker's driver, pg, reads it
+ * from the URL itself.
+ */
+export function connect(url: string, options: postgres.Options<Record<string, never>>): Sql {
+  const parsed = new URL(url);
+  const socketDir = parsed.searchParams.get("host");
+  if (socketDir?.startsWith("/") !== true) return postgres(url, options);
+  parsed.searchParams.delete("host");
+  return postgres(parsed.toString(), { ...options, host: socketDir });
+}
+
 /** A pooled postgres.js client wrapped by drizzle. Connects lazily, on first query. */
 export function createDatabase(options: DatabaseOptions): Db {
-  const client = postgres(options.url, {
+  const client = connect(options.url, {
     max: options.poolSize,
     connect_timeout: 10,
     onnotice: () => undefined,

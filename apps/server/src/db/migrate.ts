@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import { drizzle } from "drizzle-orm/postgres-js";
 import { runMigrations } from "graphile-worker";
-import postgres from "postgres";
+import { connect } from "./client.js";
 import { graphileLogger, type Logger } from "../observability/logger.js";
 
 /** Same path from src/db and dist/db. */
@@ -17,7 +17,7 @@ const MIGRATION_LOCK_KEY = 0x6874_7071; // "htpq"
  * start at the same moment migrate one after the other.
  */
 export async function migrateDatabase(databaseUrl: string, logger: Logger): Promise<void> {
-  const client = postgres(databaseUrl, { max: 1, connect_timeout: 10, onnotice: () => undefined });
+  const client = connect(databaseUrl, { max: 1, connect_timeout: 10, onnotice: () => undefined });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     try {

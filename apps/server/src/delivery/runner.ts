@@ -44,8 +44,10 @@ export class WebhookRunner {
   private readonly page: number;
   /** Read, not yet started. */
   private queue: DueDelivery[] = [];
-  /** Started, not yet recorded. */
+  /** Attempts in flight (HTTP): what the cap counts. */
   private readonly inFlight = new Set<string>();
+  /** Attempted, outcome not yet committed: not to be read again, and awaited before letting go. */
+  private readonly recording = new Set<string>();
   private fetching = false;
   /** The last read returned less than it asked for: nothing more was due then. */
   private exhausted = false;
@@ -68,7 +70,7 @@ export class WebhookRunner {
     private readonly signal: AbortSignal,
   ) {
     this.log = deps.logger.child({ webhookId });
-    this.page = Math.max(64, deps.maxInFlight * 4);
+    this.page = Math.max(256, deps.maxInFlight * 8);
   }
 
   /** A job for this webhook came while it runs: read again, something new may be due. */
@@ -80,6 +82,11 @@ export class WebhookRunner {
   /** Start nothing more; end once the attempts in flight are recorded, handing the webhook on. */
   drain(): void {
     this.draining = true;
+    this.wake();
+  }
+
+  /** The worker stops for good (its signal is aborted): end now, without waiting for attempts in flight. */
+  abort(): void {
     this.wake();
   }
 
@@ -108,6 +115,13 @@ export class WebhookRunner {
    */
   private async work(): Promise<"released" | "handed on" | "stopped"> {
     for (;;) {
+      if (this.signal.aborted) {
+        // Attempts still in flight are made again later (at least once); hand the webhook on if the database lets us.
+        await finishRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, mode: "yield" }).catch(
+          () => undefined,
+        );
+        return "stopped";
+      }
       const stopping = this.draining || this.signal.aborted || performance.now() - this.startedAt > TURN_MS;
       while (!stopping && this.queue.length > 0 && this.inFlight.size < this.deps.maxInFlight) {
         this.start(this.queue.shift() as DueDelivery);
@@ -116,7 +130,8 @@ export class WebhookRunner {
       if (!stopping && !this.fetching && more && this.queue.length < this.deps.maxInFlight * 2) {
         if (Date.now() >= this.fetchAfter) void this.fetch();
       }
-      if (this.inFlight.size === 0 && !this.fetching && (stopping || (this.queue.length === 0 && !more))) {
+      const idle = this.inFlight.size === 0 && this.recording.size === 0 && !this.fetching;
+      if (idle && (stopping || (this.queue.length === 0 && !more))) {
         const mode = this.failure !== undefined ? "abandon" : stopping ? "yield" : "done";
         const finished = await this.retrying("finish", () =>
           finishRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, mode }),
@@ -148,7 +163,7 @@ export class WebhookRunner {
     this.fetching = true;
     this.seenNudges = this.nudges;
     try {
-      const held = new Set([...this.inFlight, ...this.queue.map((d) => d.id)]);
+      const held = new Set([...this.inFlight, ...this.recording, ...this.queue.map((d) => d.id)]);
       const rows = await fetchDueDeliveries(this.deps.db, {
         webhookId: this.webhookId,
         limit: this.page,
@@ -169,14 +184,21 @@ export class WebhookRunner {
 
   private start(d: DueDelivery): void {
     this.inFlight.add(d.id);
+    this.recording.add(d.id);
     this.attempt(d)
       .catch((err: unknown) => {
         this.fail(err);
       })
       .finally(() => {
         this.inFlight.delete(d.id);
+        this.recording.delete(d.id);
         this.wake();
       });
+  }
+
+  /** The request is done: its slot is free for the next one while the outcome is recorded. */
+  private sent(d: DueDelivery): void {
+    if (this.inFlight.delete(d.id)) this.wake();
   }
 
   /** Something other than the database being away went wrong: stop, and let graphile-worker retry the job. */
@@ -203,11 +225,9 @@ export class WebhookRunner {
     const readAt = performance.now();
     let outcome;
     try {
-      outcome = await metrics.inFlight(() => http.send(buildRequest(d, userAgent, this.signal)));
-    } catch (err) {
-      // Aborted: the worker stops for good. The attempt is not recorded; it is made again later.
-      if (this.signal.aborted) return;
-      throw err;
+      outcome = await metrics.inFlight(() => http.send(buildRequest(d, userAgent)));
+    } finally {
+      this.sent(d);
     }
     metrics.attemptFinished(
       attemptResult(outcome.statusCode, outcome.timedOut === true, outcome.blocked === true),
@@ -235,6 +255,7 @@ export class WebhookRunner {
     if (updated && verdict.status === "succeeded") {
       metrics.deliverySucceeded((d.eventAgeMs + performance.now() - readAt) / 1000);
     }
+    if (!this.log.isLevelEnabled("info")) return;
     this.log.info(
       {
         ...ids,
@@ -287,7 +308,7 @@ export class WebhookRunner {
  * for GET), and the Standard Webhooks headers: webhook-id is the delivery id,
  * the same on every attempt, so receivers can drop repeats.
  */
-export function buildRequest(d: DueDelivery, userAgent: string, signal?: AbortSignal): OutgoingRequest {
+export function buildRequest(d: DueDelivery, userAgent: string): OutgoingRequest {
   const body = d.method === "GET" ? undefined : d.payload;
   const timestamp = Math.floor(Date.now() / 1000);
   const headers: Record<string, string> = { "user-agent": userAgent };
@@ -298,5 +319,5 @@ export function buildRequest(d: DueDelivery, userAgent: string, signal?: AbortSi
   headers["webhook-id"] = d.id;
   headers["webhook-timestamp"] = String(timestamp);
   headers["webhook-signature"] = signPayload(d.signingSecret, d.id, timestamp, body ?? "");
-  return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000, signal };
+  return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000 };
 }

@@ -25,6 +25,19 @@ export interface Tasks {
  */
 export function createTasks(deps: TaskDeps): Tasks {
   const runners = new Map<string, WebhookRunner>();
+  // One listener per pool's abort signal (not one per runner: they would pile up on it).
+  const watched = new WeakSet<AbortSignal>();
+  const watch = (signal: AbortSignal) => {
+    if (watched.has(signal)) return;
+    watched.add(signal);
+    signal.addEventListener(
+      "abort",
+      () => {
+        for (const runner of runners.values()) runner.abort();
+      },
+      { once: true },
+    );
+  };
 
   const deliver = async (payload: DeliverPayload | { deliveryId: string }, helpers: JobHelpers) => {
     const webhookId = "webhookId" in payload ? payload.webhookId : await webhookOfDelivery(deps.db, payload.deliveryId);
@@ -36,6 +49,7 @@ export function createTasks(deps: TaskDeps): Tasks {
     }
     const owner = helpers.job.locked_by;
     if (!owner) throw new Error("a running job without its worker pool's id");
+    watch(helpers.abortSignal);
     const runner = new WebhookRunner(webhookId, owner, deps, helpers.abortSignal);
     runners.set(webhookId, runner);
     try {

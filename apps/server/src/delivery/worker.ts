@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { run, type Runner, type TaskList, type WorkerEvents, type WorkerPool } from "graphile-worker";
-import postgres from "postgres";
+import type postgres from "postgres";
+import { connect } from "../db/client.js";
 import { LIVENESS_PREFIX, poolsWithoutSession, releaseDeadPools } from "../db/liveness.js";
 import { queueOverdueWebhooks } from "../db/runners.js";
 import { isDatabaseUnavailable } from "../errors.js";
@@ -255,7 +256,7 @@ async function startPool(options: WorkerOptions): Promise<Pool> {
     await runner.stop();
     throw new Error("graphile-worker created no pool");
   }
-  const session = postgres(options.databaseUrl, {
+  const session = connect(options.databaseUrl, {
     max: 1,
     connect_timeout: 10,
     // Kept open for good: postgres.js would otherwise recycle it after 30 to 60 minutes.
