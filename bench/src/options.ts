@@ -147,10 +147,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     outDir: values.out ?? new URL("../results", import.meta.url).pathname,
     cpuProfile: values["cpu-prof"] === true,
     serverEnv: Object.fromEntries(
-      (values["server-env"] ?? []).map((entry) => {
+      (values["server-env"] ?? []).map((entry): [string, string] => {
         const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(entry);
         if (!match) throw new UsageError(`--server-env takes NAME=VALUE, not "${entry}"`);
-        return [match[1], match[2]];
+        return [match[1] ?? "", match[2] ?? ""];
       }),
     ),
   };
