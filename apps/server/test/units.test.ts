@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { status as grpcStatus } from "@grpc/grpc-js";

@@ -98,7 +98,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         inFlight.delete(cancel);
         resolve({ startedAt, durationMs: elapsed(), ...outcome });
       };
-      const answered = () => finish({ statusCode, retryAfter, responseBody: bodyText(Buffer.concat(chunks, size)) });
+      const answered = () => {
+        finish({ statusCode, retryAfter, responseBody: bodyText(Buffer.concat(chunks, size)) });
+      };
       const timer = setTimeout(() => {
         endedBy = "timeout";
         controller?.abort(new errors.RequestAbortedError(`timed out after ${req.timeoutMs}ms`));
@@ -114,7 +116,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         {
           origin,
           path,
-          method: req.method as Dispatcher.HttpMethod,
+          method: req.method,
           headers: req.headers,
           body: req.body ?? null,
           headersTimeout: req.timeoutMs,
