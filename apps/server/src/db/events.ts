@@ -4,7 +4,7 @@ import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { receivingWebhooks } from "./deliveries.js";
 import { eventRecords, webhookDeliveries } from "./schema.js";
-import { addJobs, deliverJobSpec, fanOutJobSpec, queued } from "./jobs.js";
+import { addJobs, dueJobSpec, fanOutJobSpec, queued } from "./jobs.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
 
@@ -127,13 +127,19 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     order by matched.event_id, matched.webhook_id
     returning webhook_id
   ), jobs as (
-    -- One job per webhook that got deliveries (it delivers whatever is due
-    -- for that webhook), and a fan-out job per wide event.
-    ${addJobs(sql`
-      select ${deliverJobSpec(sql`webhook_id`)} as spec from (select distinct webhook_id from deliveries) w
-      union all
-      select ${fanOutJobSpec(sql`event_id`)} from wide
-    `)}
+    -- A job for each webhook that got deliveries (it delivers whatever is
+    -- due for that webhook), and a fan-out job per wide event; in key order,
+    -- so that statements that share keys lock them in the same order.
+    ${addJobs(
+      sql`
+      select spec from (
+        select w.webhook_id::text as ord, ${dueJobSpec(sql`w.webhook_id`)} as spec
+        from (select distinct webhook_id from deliveries) w
+        union all
+        select event_id::text, ${fanOutJobSpec(sql`event_id`)} from wide
+      ) specs order by ord`,
+      true,
+    )}
   )
   select input.ord, inserted.id, ${queued("jobs")} as queued
   from input left join inserted on inserted.id = input.id

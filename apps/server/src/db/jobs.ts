@@ -52,6 +52,28 @@ export function deliverJobSpec(webhookId: SQL, runAt: SQL = sql`null`, key: SQL 
 }
 
 /**
+ * SQL for the job spec that tells the webhook `webhookId` that deliveries are
+ * due: due now, and one per webhook (keyed), so that pushes that come while
+ * it waits for a worker merge into it instead of queueing one each. For
+ * `addJobs(…, true)`. (A job running with that key loses it, and a new one is
+ * queued: it finds the runner the first one started, and nudges it.)
+ *
+ * Concurrent statements that queue a job for the same webhook wait for each
+ * other's commit on that job's row. Measured against the alternatives: a job
+ * per statement without a key (each one fetched and completed, twice the
+ * commits under steady pushes), or no new job when one waits, share-locked
+ * until commit (graphile-worker fetches with SKIP LOCKED and then hardly ever
+ * gets the job: end-to-end latency went from 17 ms to 300 ms).
+ */
+export function dueJobSpec(webhookId: SQL): SQL {
+  return deliverJobSpec(webhookId, sql`null`, dueJobKey(webhookId));
+}
+
+function dueJobKey(webhookId: SQL): SQL {
+  return sql`${sql.raw(`'${DELIVER_TASK}:'`)} || (${webhookId})::text`;
+}
+
+/**
  * SQL for the key of the job that wakes the webhook's deliveries due at `at`:
  * one per webhook and second, so that wake-ups for the same moment merge, and
  * a wake-up never moves another (a later one cannot hide an earlier one).
