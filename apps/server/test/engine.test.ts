@@ -215,12 +215,12 @@ describe("delivery engine", () => {
     }
     const [one, two] = await Promise.all([startTestServer({}, fixture.db), startTestServer({}, fixture.db)]);
     try {
-      for (const { webhookId } of webhooks) await allSucceeded(one!.client, webhookId, 600);
+      for (const { webhookId } of webhooks) await allSucceeded(one.client, webhookId, 600);
       const seen = receiver.requests.map((r) => `${r.path}:${r.headers["webhook-id"] as string}`);
       assert.equal(seen.length, 1800, "1,800 requests for 1,800 deliveries");
       assert.equal(new Set(seen).size, 1800, "none twice");
     } finally {
-      await Promise.all([one?.stop(), two?.stop()]);
+      await Promise.all([one.stop(), two.stop()]);
     }
   });
 });
