@@ -7,6 +7,8 @@ import { BENCH_APPLICATION_NAME, type BenchDatabase } from "./database.js";
 import { answeredRate, closedLoop, type PushTarget } from "./load.js";
 import { markAt, meter, perUnit, type UnitCosts } from "./meter.js";
 import { backendPids, databaseCounters } from "./probes.js";
+import type { HttpQueueClient } from "@httpqueue/sdk";
+import type { BenchReceiver } from "./receiver.js";
 import { NAMESPACE, registerWebhooks, withService, type ScenarioContext } from "./scenarios.js";
 
 export interface DeliveryResult {
@@ -25,37 +27,64 @@ export interface BacklogResult extends DeliveryResult {
   notSucceeded: number;
 }
 
+/** Sequence numbers of the events for the hanging receiver start here: apart from the measured ones. */
+const SLOW_SEQ = 100_000_000;
+
+export interface BacklogShape {
+  /** Events queued (for the measured webhooks). */
+  events: number;
+  /** Webhooks each event goes to. */
+  fanout: number;
+  /** Each event for a webhook of its own, on an event name of its own (fanout 1). */
+  ownWebhook?: boolean;
+  /** Events queued first for another webhook, whose receiver answers only after SLOW_RESPONSE_MS. */
+  slowEvents?: number;
+  logLevel: "warn" | "info";
+  timeoutMs: number;
+}
+
 /**
- * `events` events, each for `fanout` webhooks, queued at once (one
- * transaction, as if pushed while no worker ran); the server drains them.
- * Deliveries per second from the commit to the last receipt.
+ * `events` events, each for `fanout` webhooks (or each for a webhook of its
+ * own), queued at once (one transaction, as if pushed while no worker ran);
+ * the server drains them. Deliveries per second from the commit to the last
+ * receipt. With `slowEvents`, deliveries to a hanging receiver are queued
+ * first, in the same commit, and only the others are measured.
  */
-export function backlog(
-  ctx: ScenarioContext,
-  options: { events: number; fanout: number; logLevel: "warn" | "info"; timeoutMs: number },
-): Promise<BacklogResult> {
+export function backlog(ctx: ScenarioContext, options: BacklogShape): Promise<BacklogResult> {
   const { events, fanout } = options;
-  const event = `backlog${fanout}`;
-  return withService(ctx, `backlog${fanout}_${options.logLevel}`, options.logLevel, async (running) => {
+  const label = options.ownWebhook ? "wide" : options.slowEvents ? "hanging" : `backlog${fanout}`;
+  const event = label;
+  return withService(ctx, `${label}_${options.logLevel}`, options.logLevel, async (running) => {
     const [first] = running.clients;
     if (!first) throw new Error("no client");
-    await registerWebhooks(first, ctx.receiver, event, fanout);
+    const names = options.ownWebhook ? Array.from({ length: events }, (_, i) => `${event}.${i}`) : [event];
+    if (options.ownWebhook) await registerEach(first, ctx.receiver, names);
+    else await registerWebhooks(first, ctx.receiver, event, fanout);
+    if (options.slowEvents) {
+      await first.registerWebhook({ namespace: NAMESPACE, event: `${event}.slow`, url: `${ctx.receiver.url}/slow/` });
+    }
     await ctx.receiver.reset();
     const m = meter(running, ctx.receiver);
     const before = await m.mark();
-    const start = await seedEvents(
-      running.db,
-      event,
-      events,
-      ctx.payloadPad,
-      Math.floor(MAX_STATEMENT_DELIVERIES / fanout),
-    );
+    const batches: Seeded[] = [];
+    if (options.slowEvents) batches.push({ names: [`${event}.slow`], count: options.slowEvents, firstSeq: SLOW_SEQ });
+    batches.push({ names, count: events, firstSeq: 0 });
+    const start = await seedEvents(running.db, batches, ctx.payloadPad, Math.floor(MAX_STATEMENT_DELIVERIES / fanout));
     const atStart = { ...before, cpu: m.cpu(start) };
     const expected = events * fanout;
     const deadline = start + options.timeoutMs;
-    while ((await ctx.receiver.count()) < expected && now() < deadline) await sleep(10);
+    const measured = async () => {
+      const { times, seqs } = await ctx.receiver.take();
+      return { times: times.filter((_, i) => (seqs[i] ?? 0) < SLOW_SEQ), all: times.length };
+    };
+    for (;;) {
+      const count = await ctx.receiver.count();
+      if (count >= expected && (!options.slowEvents || (await measured()).times.length >= expected)) break;
+      if (now() >= deadline) break;
+      await sleep(options.slowEvents ? 50 : 10);
+    }
     const end = await m.mark();
-    const { times } = await ctx.receiver.take();
+    const { times } = await measured();
     if (times.length < expected) throw new Error(`only ${times.length} of ${expected} deliveries arrived in time`);
     let firstAt = Infinity;
     let lastAt = -Infinity;
@@ -71,7 +100,8 @@ export function backlog(
     }
     const counters = await databaseCounters(running.db.sql, running.db.name);
     const [row] = await running.db.sql<{ n: number }[]>`
-      select count(*)::int as n from webhook_deliveries where status <> 'succeeded'`;
+      select count(*)::int as n from webhook_deliveries d join webhook_registrations w on w.id = d.webhook_id
+      where d.status <> 'succeeded' and w.event not like '%.slow'`;
     const seconds = (lastAt - start) / 1000;
     const cost = m.cost(atStart, end, counters);
     return {
@@ -86,29 +116,44 @@ export function backlog(
   });
 }
 
+/** One webhook per event name, all pointing at the receiver (registered a few at a time). */
+async function registerEach(client: HttpQueueClient, receiver: BenchReceiver, names: string[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const name = names[next++] ?? "";
+      await client.registerWebhook({ namespace: NAMESPACE, event: name, url: `${receiver.url}/hooks/${name}` });
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+}
+
+/** `count` events over the event `names` in turn, with sequence numbers from `firstSeq`. */
+interface Seeded {
+  names: string[];
+  count: number;
+  firstSeq: number;
+}
+
 /**
- * Stores `count` events with their deliveries and jobs through the statement
+ * Stores the events with their deliveries and jobs through the statement
  * PushEvent uses, in statements of `perStatement` events (within its bound of
  * deliveries) in one transaction (one commit, which wakes the worker), and
  * returns when it committed.
  */
-async function seedEvents(
-  db: BenchDatabase,
-  event: string,
-  count: number,
-  pad: string,
-  perStatement: number,
-): Promise<number> {
+async function seedEvents(db: BenchDatabase, batches: Seeded[], pad: string, perStatement: number): Promise<number> {
   const client = createDatabase({ url: db.url, poolSize: 1, applicationName: BENCH_APPLICATION_NAME });
-  const events = Array.from({ length: count }, (_, seq) => ({
-    namespace: NAMESPACE,
-    event,
-    payload: `{"seq":${seq},"data":"${pad}"}`,
-    ttlSeconds: 86_400,
-    metadata: {},
-    idempotencyKey: null,
-    maxAttempts: 10,
-  }));
+  const events = batches.flatMap(({ names, count, firstSeq }) =>
+    Array.from({ length: count }, (_, i) => ({
+      namespace: NAMESPACE,
+      event: names[i % names.length] ?? "",
+      payload: `{"seq":${firstSeq + i},"data":"${pad}"}`,
+      ttlSeconds: 86_400,
+      metadata: {},
+      idempotencyKey: null,
+      maxAttempts: 10,
+    })),
+  );
   try {
     await client.$client.begin(async (tx) => {
       for (let i = 0; i < events.length; i += perStatement) await storeEvents(tx, events.slice(i, i + perStatement));

@@ -12,6 +12,8 @@ export const SCENARIOS = [
   "e2e",
   "backlog",
   "backlog-fanout",
+  "backlog-wide",
+  "hanging",
   "backlog-info",
   "steady",
   "steady-fanout",

@@ -1,12 +1,15 @@
 // The webhook receiver, in a process of its own so that it never shares an
 // event loop with the load it measures. A plain node:http server that answers
-// 200 with an empty body and records when each request arrived and the
-// sequence number its body starts with. Driven over IPC by receiver.ts.
+// 200 with an empty body (after 8 s for paths under /slow/) and records when
+// each request arrived and the sequence number its body starts with. Driven
+// over IPC by receiver.ts.
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ReceiverReply, ReceiverRequest } from "./receiver.js";
 
 const origin = performance.timeOrigin;
+/** How long requests to /slow/… wait for their answer. */
+const SLOW_RESPONSE_MS = 8_000;
 let times = new Float64Array(1 << 17);
 let seqs = new Int32Array(1 << 17);
 let count = 0;
@@ -51,7 +54,9 @@ const server = createServer((req, res) => {
   req.on("end", () => {
     record(arrivedAt, seq);
     res.statusCode = 200;
-    res.end();
+    // A receiver that hangs: it answers only after SLOW_RESPONSE_MS.
+    if (req.url?.startsWith("/slow/")) setTimeout(() => res.end(), SLOW_RESPONSE_MS);
+    else res.end();
   });
 });
 // Longer than any pause in a run: the clients keep their connections.

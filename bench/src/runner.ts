@@ -23,6 +23,10 @@ const DEFAULT_POST_RATE = 20_000;
 const DEFAULT_GRAPHILE_RATE = 4000;
 /** Continuous pushes wait while this many deliveries are pushed but not yet received. */
 const STEADY_MAX_OUTSTANDING = 1000;
+/** backlog-wide: this many webhooks, one event each. */
+const WIDE_WEBHOOKS = 1000;
+/** hanging: deliveries queued for the receiver that answers after 8 s, beside the measured backlog. */
+const HANGING_EVENTS = 300;
 
 /** A migrated database (the server migrates it at its first start) for every scenario to copy. */
 async function buildTemplate(admin: DatabaseAdmin, concurrency: number): Promise<BenchDatabase> {
@@ -96,14 +100,24 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
     let baselineDb: BenchDatabase | undefined;
     const baselineDatabase = async () => (baselineDb ??= await admin.create({ label: "baseline" }));
 
-    const backlogStep = (scenario: Scenario, fanout: number, logLevel: "warn" | "info", prefix: string) => ({
+    const backlogStep = (
+      scenario: Scenario,
+      fanout: number,
+      logLevel: "warn" | "info",
+      prefix: string,
+      shape: { ownWebhook?: boolean; slowEvents?: number } = {},
+    ) => ({
       run: () => {
-        const deliveries = sized(scenario, graphileRate() * (fanout > 1 ? 0.5 : 0.25));
+        // 1,000 webhooks with one event each, whatever the window: the worst case of per-webhook batching.
+        const deliveries = shape.ownWebhook
+          ? WIDE_WEBHOOKS
+          : sized(scenario === "hanging" ? "backlog" : scenario, graphileRate() * (fanout > 1 ? 0.5 : 0.25));
         return backlog(ctx, {
           events: Math.ceil(deliveries / fanout),
           fanout,
           logLevel,
           timeoutMs: drainTimeoutMs,
+          ...shape,
         });
       },
       show: (r: Awaited<ReturnType<typeof backlog>>) =>
@@ -233,6 +247,8 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
       }),
       backlog: step(backlogStep("backlog", 1, "warn", "backlog")),
       "backlog-fanout": step(backlogStep("backlog-fanout", options.fanout, "warn", "backlog_fanout")),
+      "backlog-wide": step(backlogStep("backlog-wide", 1, "warn", "backlog_wide", { ownWebhook: true })),
+      hanging: step(backlogStep("hanging", 1, "warn", "hanging", { slowEvents: HANGING_EVENTS })),
       "backlog-info": step(backlogStep("backlog-info", 1, "info", "backlog_info")),
       steady: step(steadyStep(1, "steady")),
       "steady-fanout": step(steadyStep(options.fanout, "steady_fanout")),

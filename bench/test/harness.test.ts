@@ -43,6 +43,7 @@ describe("the benchmark harness", () => {
       "--ingest-rate=50",
       "--e2e-rate=50",
       `--out=${out}`,
+      "--server-env=WEBHOOK_MAX_IN_FLIGHT=8",
     ]);
     assert.equal(code, 0, stderr);
     assert.match(stdout, /\(a\) bare undici POST loop/);
@@ -57,6 +58,7 @@ describe("the benchmark harness", () => {
     assert.match(results.machine.node, /^v\d+/);
     assert.ok(results.machine.postgres.server_version);
     assert.equal(results.runs.length, 1);
+    assert.deepEqual(results.settings.serverEnv, { WEBHOOK_MAX_IN_FLIGHT: "8" }, "server settings are recorded");
 
     const figures = [
       "baseline.post_loop",
@@ -72,6 +74,8 @@ describe("the benchmark harness", () => {
       "backlog.server_cpu_ms",
       "backlog.postgres_cpu_ms",
       "backlog_fanout.rate",
+      "backlog_wide.rate",
+      "hanging.rate",
       "backlog_info.rate",
       "steady.rate",
       "steady_fanout.rate",
@@ -85,9 +89,10 @@ describe("the benchmark harness", () => {
     }
     assert.equal(results.figures["e2e.lost"]?.median, 0, "every event pushed was delivered");
     assert.ok(results.ratios["backlog.rate/baseline.post_loop"]);
+    assert.ok(results.ratios["hanging.rate/backlog.rate"]);
     assert.deepEqual(
       results.targets.map((t) => t.id),
-      ["deliveries", "ingest", "e2e"],
+      ["deliveries", "steady", "cost", "hanging", "ingest", "e2e"],
     );
     for (const target of results.targets) assert.notEqual(target.met, null, `${target.id} was judged`);
   });
