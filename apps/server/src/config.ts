@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { parseCidr, type DestinationPolicy } from "./delivery/destinations.js";
+import { parseCidr, type DestinationPolicy } from "./addresses.js";
 
 /** The server's settings. `loadConfig` is the only reader of `process.env`. */
 export interface Config {

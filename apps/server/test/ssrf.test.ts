@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DeliveryStatus } from "@httpqueue/sdk";
 import { startReceiver, type Receiver } from "@httpqueue/testkit";
-import { blockedReason, parseCidr, type DestinationPolicy } from "../src/delivery/destinations.js";
+import { parseCidr, type DestinationPolicy } from "../src/addresses.js";
+import { blockedReason } from "../src/delivery/destinations.js";
 import { startTestServer, waitForDelivery, type TestServer } from "./helpers/server.js";
 
 const DEFAULT: DestinationPolicy = { allowPrivate: false, allowlist: [] };

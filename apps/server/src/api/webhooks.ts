@@ -89,8 +89,6 @@ export async function listWebhooks(deps: ApiDeps, req: ListWebhooksRequest): Pro
 
 /** The URL is stored either way: the settings may change before the first delivery. */
 async function urlWarnings(deps: ApiDeps, url: string): Promise<string[]> {
-  const warning = await destinationWarning(deps.config.destinations, url);
-  return warning === undefined
-    ? []
-    : [warning.replace(/^delivery refused: /, "deliveries to this URL would be refused now: ")];
+  const reason = await destinationWarning(deps.config.destinations, url);
+  return reason === undefined ? [] : [`deliveries to this URL would be refused now: ${reason}`];
 }

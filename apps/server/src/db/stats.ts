@@ -1,24 +1,8 @@
 import { sql } from "drizzle-orm";
+import type { DatabaseStats, QueueCounts } from "../observability/metrics.js";
 import type { Db } from "./client.js";
 import { webhookRegistrations } from "./schema.js";
 import { DELIVER_TASK, FANOUT_TASK } from "./jobs.js";
-
-export interface QueueCounts {
-  /** Due and waiting for a worker. */
-  pending: number;
-  /** Waiting for their run_at (retries). */
-  scheduled: number;
-  /** Running (or held by a worker that died, until it is unlocked). */
-  locked: number;
-  /** Gave up: the task threw on every allowed attempt. */
-  failed: number;
-}
-
-export interface DatabaseStats {
-  /** By task identifier; every httpqueue task is present, with zeros if it has no job. */
-  queue: Record<string, QueueCounts>;
-  webhooks: { active: number; inactive: number };
-}
 
 const TASKS = [FANOUT_TASK, DELIVER_TASK];
 

@@ -1,24 +1,16 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import ipaddr from "ipaddr.js";
-
-/**
- * Which addresses deliveries may connect to. By default only public unicast
- * addresses: a webhook URL is chosen by whoever may call the API, and must not
- * become a way into the network the server sits in (SSRF).
- */
-export interface DestinationPolicy {
-  /** ALLOW_PRIVATE_DESTINATIONS: every address is allowed. */
-  allowPrivate: boolean;
-  /** DESTINATION_ALLOWLIST: networks allowed although not public. */
-  allowlist: readonly Cidr[];
-}
-
-export type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
+import { parseAddress, type DestinationPolicy } from "../addresses.js";
 
 /** A delivery refused before connecting. Not retried: the same address would be refused again. */
 export class DestinationBlockedError extends Error {
   override name = "DestinationBlockedError";
+  constructor(
+    /** Which address is refused, why, and the setting that would allow it, without a lead-in. */
+    readonly reason: string,
+  ) {
+    super(`delivery refused: ${reason}`);
+  }
 }
 
 const RANGE_NAMES: Record<string, string> = {
@@ -32,16 +24,6 @@ const RANGE_NAMES: Record<string, string> = {
   broadcast: "the broadcast address",
   reserved: "a reserved address",
 };
-
-/**
- * Parses an address (IPv4 in any form the WHATWG URL parser leaves, or IPv6,
- * with or without brackets) and unwraps IPv4-mapped IPv6 addresses, so that
- * `::ffff:127.0.0.1` is judged as 127.0.0.1.
- */
-export function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 {
-  const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  return ipaddr.process(bare.split("%")[0] ?? bare);
-}
 
 /**
  * Why `address` may not be reached, or undefined when it may: public unicast
@@ -78,26 +60,19 @@ function blockedMessage(host: string, address: string, reason: string): string {
   const where = host === address ? address : `${address} (the address of ${host})`;
   const single = ip.kind() === "ipv4" ? "32" : "128";
   return (
-    `delivery refused: ${where} is ${reason}, which deliveries may not reach; ` +
+    `${where} is ${reason}, which deliveries may not reach; ` +
     `to allow it, set DESTINATION_ALLOWLIST=${ip.toString()}/${single} (or a network containing it), ` +
     `or ALLOW_PRIVATE_DESTINATIONS=true`
   );
 }
 
-/** Parses DESTINATION_ALLOWLIST entries: CIDRs, or single addresses. */
-export function parseCidr(text: string): Cidr {
-  const entry = text.trim();
-  if (ipaddr.isValidCIDR(entry)) return ipaddr.parseCIDR(entry);
-  const ip = parseAddress(entry);
-  return [ip, ip.kind() === "ipv4" ? 32 : 128];
-}
-
 const WARNING_LOOKUP_MS = 1000;
 
 /**
- * A warning when deliveries to `url` would be refused as things stand (its
- * address, or what its name resolves to now, is not allowed); undefined when
- * they would go out, or when the name does not resolve quickly.
+ * Why deliveries to `url` would be refused as things stand (its address, or
+ * what its name resolves to now, is not allowed: DestinationBlockedError's
+ * reason); undefined when they would go out, or when the name does not
+ * resolve quickly.
  */
 export async function destinationWarning(policy: DestinationPolicy, url: string): Promise<string | undefined> {
   const timeout = new Promise<undefined>((resolve) => {
@@ -107,7 +82,7 @@ export async function destinationWarning(policy: DestinationPolicy, url: string)
   });
   const check = resolveDestination(policy, new URL(url).hostname).then(
     () => undefined,
-    (err: unknown) => (err instanceof DestinationBlockedError ? err.message : undefined),
+    (err: unknown) => (err instanceof DestinationBlockedError ? err.reason : undefined),
   );
   return Promise.race([check, timeout]);
 }

@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { Agent, buildConnector, errors, type Dispatcher } from "undici";
-import { DestinationBlockedError, resolveDestination, type DestinationPolicy } from "./destinations.js";
+import type { DestinationPolicy } from "../addresses.js";
+import { DestinationBlockedError, resolveDestination } from "./destinations.js";
 
 export interface OutgoingRequest {
   url: string;

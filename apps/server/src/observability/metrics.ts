@@ -1,7 +1,24 @@
 import { WebhookServiceService } from "@httpqueue/proto";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { DatabaseStats } from "../db/stats.js";
 import type { Readiness } from "./health.js";
+
+/** What the queue and webhook gauges show, as db/stats.ts reads it from the database. */
+export interface QueueCounts {
+  /** Due and waiting for a worker. */
+  pending: number;
+  /** Waiting for their run_at (retries). */
+  scheduled: number;
+  /** Running (or held by a worker that died, until it is unlocked). */
+  locked: number;
+  /** Gave up: the task threw on every allowed attempt. */
+  failed: number;
+}
+
+export interface DatabaseStats {
+  /** By task identifier; every httpqueue task is present, with zeros if it has no job. */
+  queue: Record<string, QueueCounts>;
+  webhooks: { active: number; inactive: number };
+}
 
 /**
  * The label value that stands for every namespace/event pair past the limit.

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import type { Config } from "../config.js";
-import { parseAddress } from "../delivery/destinations.js";
+import { parseAddress } from "../addresses.js";
 
 export interface SecurityWarning {
   /** "error" when the server is reachable from other machines: it should stand out. */
