@@ -133,6 +133,11 @@ describe("metrics", () => {
         : undefined;
     });
     assert.equal(busy.value("httpqueue_deliveries_in_flight"), 1);
+    // The hanging attempt's delivery is due (not yet recorded), the other one's retry waits an hour.
+    assert.equal(busy.value("httpqueue_deliveries_waiting", { state: "due" }), 1);
+    assert.equal(busy.value("httpqueue_deliveries_waiting", { state: "scheduled" }), 1);
+    assert.ok((busy.value("httpqueue_oldest_due_delivery_seconds") ?? -1) >= 0);
+    assert.equal(busy.value("httpqueue_webhooks_delivering"), 1, "the hanging receiver's webhook");
     assert.equal(busy.value("httpqueue_queue_jobs", deliver("pending")), 0);
     assert.equal(busy.value("httpqueue_queue_jobs", deliver("failed")), 0);
     assert.equal(busy.value("httpqueue_queue_jobs", { task: "httpqueue.fanout", state: "pending" }), 0);
@@ -158,6 +163,9 @@ describe("metrics", () => {
         : undefined;
     });
     assert.equal(idle.value("httpqueue_deliveries_in_flight"), 0);
+    assert.equal(idle.value("httpqueue_deliveries_waiting", { state: "due" }), 0);
+    assert.equal(idle.value("httpqueue_deliveries_waiting", { state: "scheduled" }), 0);
+    assert.equal(idle.value("httpqueue_oldest_due_delivery_seconds"), 0);
     assert.equal((idle.value("httpqueue_deliveries_total", { outcome: "cancelled" }) ?? 0) - cancelledBefore, 1);
   });
 

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { DatabaseStats, QueueCounts } from "../observability/metrics.js";
 import type { Db } from "./client.js";
-import { webhookRegistrations } from "./schema.js";
+import { webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
 import { DELIVER_TASK, FANOUT_TASK } from "./jobs.js";
 
 const TASKS = [FANOUT_TASK, DELIVER_TASK];
@@ -11,7 +11,10 @@ export async function ping(db: Db): Promise<void> {
   await db.execute(sql`select 1`);
 }
 
-/** Jobs of our tasks by state, and registered webhooks. Reads the whole queue: throttle the callers. */
+/**
+ * Jobs of our tasks by state, registered webhooks, and the deliveries that
+ * have not ended. Reads the whole queue: throttle the callers.
+ */
 export async function readDatabaseStats(db: Db): Promise<DatabaseStats> {
   const jobs = await db.execute<{ task: string } & { [K in keyof QueueCounts]: number }>(sql`
     select task_identifier as task,
@@ -35,8 +38,26 @@ export async function readDatabaseStats(db: Db): Promise<DatabaseStats> {
     .from(w)
     .where(sql`${w.deletedAt} is null`);
 
+  // The due index holds exactly the deliveries that have not ended.
+  const d = webhookDeliveries;
+  const [waiting] = await db
+    .select({
+      due: sql<number>`count(*) filter (where ${d.nextAttemptAt} <= now())::int`,
+      scheduled: sql<number>`count(*) filter (where ${d.nextAttemptAt} > now())::int`,
+      oldest: sql<number>`coalesce(extract(epoch from now() - min(${d.nextAttemptAt}) filter (where ${d.nextAttemptAt} <= now())), 0)::float8`,
+    })
+    .from(d)
+    .where(sql`${d.status} in ('pending', 'retrying')`);
+  const [delivering] = await db.select({ n: sql<number>`count(*)::int` }).from(webhookRunners);
+
   const queue: Record<string, QueueCounts> = {};
   for (const task of TASKS) queue[task] = { pending: 0, scheduled: 0, locked: 0, failed: 0 };
   for (const { task, pending, scheduled, locked, failed } of jobs) queue[task] = { pending, scheduled, locked, failed };
-  return { queue, webhooks: webhooks ?? { active: 0, inactive: 0 } };
+  return {
+    queue,
+    webhooks: webhooks ?? { active: 0, inactive: 0 },
+    deliveries: { due: waiting?.due ?? 0, scheduled: waiting?.scheduled ?? 0 },
+    oldestDueSeconds: Math.max(0, waiting?.oldest ?? 0),
+    delivering: delivering?.n ?? 0,
+  };
 }

@@ -18,6 +18,12 @@ export interface DatabaseStats {
   /** By task identifier; every httpqueue task is present, with zeros if it has no job. */
   queue: Record<string, QueueCounts>;
   webhooks: { active: number; inactive: number };
+  /** Deliveries that have not ended: due (their attempt's time has come), or scheduled for later. */
+  deliveries: { due: number; scheduled: number };
+  /** How long the oldest due delivery has been due, in seconds; 0 when none is. */
+  oldestDueSeconds: number;
+  /** Webhooks a server delivers to right now (rows of webhook_runners). */
+  delivering: number;
 }
 
 /**
@@ -170,6 +176,39 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const [task, counts] of Object.entries(stats?.queue ?? {})) {
         for (const state of QUEUE_STATES) this.set({ task, state }, counts[state]);
       }
+    },
+  });
+  new Gauge({
+    name: "httpqueue_deliveries_waiting",
+    help: "Deliveries that have not ended: due (waiting for their attempt), or scheduled (retries waiting for their time).",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stats = await latestStats();
+      if (!stats) return;
+      this.set({ state: "due" }, stats.deliveries.due);
+      this.set({ state: "scheduled" }, stats.deliveries.scheduled);
+    },
+  });
+  new Gauge({
+    name: "httpqueue_oldest_due_delivery_seconds",
+    help: "How long the oldest due delivery has waited for its attempt (0 when none is due).",
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stats = await latestStats();
+      if (stats) this.set(stats.oldestDueSeconds);
+    },
+  });
+  new Gauge({
+    name: "httpqueue_webhooks_delivering",
+    help: "Webhooks that a server delivers to right now, across all servers on the database.",
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const stats = await latestStats();
+      if (stats) this.set(stats.delivering);
     },
   });
   new Gauge({
