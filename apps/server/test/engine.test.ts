@@ -36,6 +36,34 @@ async function allSucceeded(client: HttpQueueClient, webhookId: string, count: n
   );
 }
 
+/**
+ * Stores `count` events of namespace "engine" with their deliveries and jobs,
+ * `perStatement` to a statement, in one transaction: all due at its commit.
+ */
+async function storeBacklog(url: string, event: string, count: number, perStatement: number) {
+  const db = createDatabase({ url, poolSize: 1 });
+  try {
+    await db.$client.begin(async (tx) => {
+      for (let from = 0; from < count; from += perStatement) {
+        await storeEvents(
+          tx,
+          Array.from({ length: Math.min(perStatement, count - from) }, (_, i) => ({
+            namespace: "engine",
+            event,
+            payload: JSON.stringify({ n: from + i }),
+            ttlSeconds: 3600,
+            metadata: {},
+            idempotencyKey: null,
+            maxAttempts: 5,
+          })),
+        );
+      }
+    });
+  } finally {
+    await db.$client.end();
+  }
+}
+
 describe("delivery engine", () => {
   const fixture = databaseAndReceivers();
 
@@ -63,23 +91,7 @@ describe("delivery engine", () => {
         timeout: 1,
       });
       // One statement stores them all, so that they are due together: one batch.
-      const db = createDatabase({ url: fixture.db.url, poolSize: 1 });
-      try {
-        await storeEvents(
-          db,
-          Array.from({ length: 8 }, (_, n) => ({
-            namespace: "engine",
-            event: "mixed",
-            payload: JSON.stringify({ n }),
-            ttlSeconds: 3600,
-            metadata: {},
-            idempotencyKey: null,
-            maxAttempts: 5,
-          })),
-        );
-      } finally {
-        await db.$client.end();
-      }
+      await storeBacklog(fixture.db.url, "mixed", 8, 8);
       await allSucceeded(server.client, webhookId, 8);
 
       const byEvent = await statuses(server.client, webhookId);
@@ -192,27 +204,7 @@ describe("delivery engine", () => {
     }
     await a.stop();
     // The backlog is stored while no server runs; both then start on it.
-    const db = createDatabase({ url: fixture.db.url, poolSize: 1 });
-    try {
-      await db.$client.begin(async (tx) => {
-        for (let from = 0; from < 600; from += 300) {
-          await storeEvents(
-            tx,
-            Array.from({ length: 300 }, (_, i) => ({
-              namespace: "engine",
-              event: "two",
-              payload: JSON.stringify({ n: from + i }),
-              ttlSeconds: 3600,
-              metadata: {},
-              idempotencyKey: null,
-              maxAttempts: 5,
-            })),
-          );
-        }
-      });
-    } finally {
-      await db.$client.end();
-    }
+    await storeBacklog(fixture.db.url, "two", 600, 300);
     const [one, two] = await Promise.all([startTestServer({}, fixture.db), startTestServer({}, fixture.db)]);
     try {
       for (const { webhookId } of webhooks) await allSucceeded(one.client, webhookId, 600);

@@ -75,7 +75,6 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
       sql`select ${dueJobSpec(sql`w.webhook_id`)} as spec
         from (select distinct webhook_id from inserted) w
         order by webhook_id`,
-      true,
     )}
   )
   select input.ord, coalesce(created.n, 0)::int as created, ${queued("jobs")} as queued

@@ -128,8 +128,7 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     returning webhook_id
   ), jobs as (
     -- A job for each webhook that got deliveries (it delivers whatever is
-    -- due for that webhook), and a fan-out job per wide event; in key order,
-    -- so that statements that share keys lock them in the same order.
+    -- due for that webhook), and a fan-out job per wide event.
     ${addJobs(
       sql`
       select spec from (
@@ -138,7 +137,6 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
         union all
         select event_id::text, ${fanOutJobSpec(sql`event_id`)} from wide
       ) specs order by ord`,
-      true,
     )}
   )
   select input.ord, inserted.id, ${queued("jobs")} as queued

@@ -53,24 +53,20 @@ export function deliverJobSpec(webhookId: SQL, runAt: SQL = sql`null`, key: SQL 
 
 /**
  * SQL for the job spec that tells the webhook `webhookId` that deliveries are
- * due: due now, and one per webhook (keyed), so that pushes that come while
- * it waits for a worker merge into it instead of queueing one each. For
- * `addJobs(…, true)`. (A job running with that key loses it, and a new one is
- * queued: it finds the runner the first one started, and nudges it.)
+ * due: due now, one per webhook and statement, without a job key.
  *
- * Concurrent statements that queue a job for the same webhook wait for each
- * other's commit on that job's row. Measured against the alternatives: a job
- * per statement without a key (each one fetched and completed, twice the
- * commits under steady pushes), or no new job when one waits, share-locked
- * until commit (graphile-worker fetches with SKIP LOCKED and then hardly ever
- * gets the job: end-to-end latency went from 17 ms to 300 ms).
+ * With a key per webhook, pushes that came while the job waited would merge
+ * into it (about twice the deliveries under steady pushes, in the bench),
+ * but graphile-worker's add_jobs, when the job holding the key is running,
+ * first takes the key off it, while graphile-worker completes finished jobs
+ * in batches (one DELETE for several): the two lock job rows in different
+ * orders and deadlock, and PostgreSQL breaks the tie only after its
+ * deadlock_timeout (1 s by default), stalling the pushes meanwhile (seen in
+ * the server's log and as a 1 s end-to-end tail in about a third of the
+ * bench's runs). A job per statement cannot deadlock: it only inserts.
  */
 export function dueJobSpec(webhookId: SQL): SQL {
-  return deliverJobSpec(webhookId, sql`null`, dueJobKey(webhookId));
-}
-
-function dueJobKey(webhookId: SQL): SQL {
-  return sql`${sql.raw(`'${DELIVER_TASK}:'`)} || (${webhookId})::text`;
+  return deliverJobSpec(webhookId);
 }
 
 /**

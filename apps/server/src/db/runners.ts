@@ -17,7 +17,7 @@ const MAX_BATCH = 64;
 const MAX_CONCURRENT_BATCHES = 2;
 
 /** A due delivery with what its attempt needs: its event's payload and its webhook. */
-export interface DueDelivery {
+export type DueDelivery = {
   id: string;
   status: "pending" | "retrying";
   attemptCount: number;
@@ -38,27 +38,10 @@ export interface DueDelivery {
   /** Unregistered. */
   deleted: boolean;
   signingSecret: string;
-}
-
-type DueRow = {
-  ord: number;
-  id: string | null;
-  status: "pending" | "retrying";
-  attempt_count: number;
-  max_attempts: number;
-  event_id: string;
-  payload: string;
-  expires_at_ms: number;
-  event_age_ms: number;
-  webhook_id: string;
-  url: string;
-  method: string;
-  headers: Record<string, string>;
-  timeout: number;
-  active: boolean;
-  deleted: boolean;
-  signing_secret: string;
 };
+
+/** A row of the statements below: a due delivery (its columns named as DueDelivery's), and the request it answers. */
+type DueRow = DueDelivery & { ord: number };
 
 /**
  * SQL: the due deliveries of the webhook `input.webhook_id`, oldest due first,
@@ -66,11 +49,11 @@ type DueRow = {
  * holds already), with their event and webhook. For a lateral join.
  */
 const dueDeliveries = (condition = sql`true`) => sql`
-  select d.id, d.status, d.attempt_count, d.max_attempts, e.id as event_id, e.payload,
-    (extract(epoch from e.expires_at) * 1000)::float8 as expires_at_ms,
-    (extract(epoch from now() - e.created_at) * 1000)::float8 as event_age_ms,
-    w.id as webhook_id, w.url, w.method, w.headers, w.timeout, w.active, w.deleted_at is not null as deleted,
-    w.signing_secret
+  select d.id, d.status, d.attempt_count as "attemptCount", d.max_attempts as "maxAttempts", e.id as "eventId",
+    e.payload, (extract(epoch from e.expires_at) * 1000)::float8 as "expiresAt",
+    (extract(epoch from now() - e.created_at) * 1000)::float8 as "eventAgeMs",
+    w.id as "webhookId", w.url, w.method, w.headers, w.timeout, w.active, w.deleted_at is not null as deleted,
+    w.signing_secret as "signingSecret"
   from (
     -- The due index, read in order; OFFSET 0 keeps the planner from folding it into a join.
     select id, status, attempt_count, max_attempts, event_id, webhook_id from ${webhookDeliveries}
@@ -83,25 +66,9 @@ const dueDeliveries = (condition = sql`true`) => sql`
   join ${eventRecords} e on e.id = d.event_id
   join ${webhookRegistrations} w on w.id = d.webhook_id`;
 
-function toDue(row: DueRow): DueDelivery {
-  return {
-    id: row.id ?? "",
-    status: row.status,
-    attemptCount: row.attempt_count,
-    maxAttempts: row.max_attempts,
-    eventId: row.event_id,
-    payload: row.payload,
-    expiresAt: row.expires_at_ms,
-    eventAgeMs: row.event_age_ms,
-    webhookId: row.webhook_id,
-    url: row.url,
-    method: row.method,
-    headers: row.headers,
-    timeout: row.timeout,
-    active: row.active,
-    deleted: row.deleted,
-    signingSecret: row.signing_secret,
-  };
+/** The delivery of a row, without the request's `ord`. */
+function toDue({ ord: _ord, ...due }: DueRow): DueDelivery {
+  return due;
 }
 
 /** Groups rows by `ord`: one list per input, in order (empty when an input has no row). */
@@ -147,7 +114,8 @@ async function startRunners(db: Queryable, requests: StartRequest[]): Promise<St
   const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, owner: r.owner, lim: r.limit }));
   const rows = await startStatement(db, { input: JSON.stringify(input) });
   const acquired = new Set(rows.filter((r) => r.acquired).map((r) => r.ord));
-  const due = byOrd(rows, requests.length, (row) => (row.id === null ? undefined : toDue(row)));
+  // A request that got no delivery (not taken, or nothing due) has a row without one.
+  const due = byOrd(rows, requests.length, (row) => ((row.id as string | null) === null ? undefined : toDue(row)));
   return due.map((list, ord) => (acquired.has(ord) ? list : undefined));
 }
 

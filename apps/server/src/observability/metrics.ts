@@ -165,65 +165,66 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // Read from the database when scraped (throttled by the source).
   let databaseStats: (() => Promise<DatabaseStats | undefined>) | undefined;
   const latestStats = async () => (databaseStats ? databaseStats() : undefined);
-  new Gauge({
-    name: "httpqueue_queue_jobs",
-    help: "Jobs in the queue by task and state: pending (due, waiting for a worker), scheduled (retries waiting for their time), locked (running), failed (gave up after repeated errors).",
-    labelNames: ["task", "state"],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const stats = await latestStats();
-      for (const [task, counts] of Object.entries(stats?.queue ?? {})) {
-        for (const state of QUEUE_STATES) this.set({ task, state }, counts[state]);
-      }
-    },
-  });
-  new Gauge({
-    name: "httpqueue_deliveries_waiting",
-    help: "Deliveries that have not ended: due (waiting for their attempt), or scheduled (retries waiting for their time).",
-    labelNames: ["state"],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const stats = await latestStats();
-      if (!stats) return;
-      this.set({ state: "due" }, stats.deliveries.due);
-      this.set({ state: "scheduled" }, stats.deliveries.scheduled);
-    },
-  });
-  new Gauge({
-    name: "httpqueue_oldest_due_delivery_seconds",
-    help: "How long the oldest due delivery has waited for its attempt (0 when none is due).",
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const stats = await latestStats();
-      if (stats) this.set(stats.oldestDueSeconds);
-    },
-  });
-  new Gauge({
-    name: "httpqueue_webhooks_delivering",
-    help: "Webhooks that a server delivers to right now, across all servers on the database.",
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const stats = await latestStats();
-      if (stats) this.set(stats.delivering);
-    },
-  });
-  new Gauge({
-    name: "httpqueue_webhooks",
-    help: "Registered webhooks (unregistered ones excluded), active or inactive.",
-    labelNames: ["state"],
-    registers: [registry],
-    async collect() {
-      this.reset();
-      const stats = await latestStats();
-      if (!stats) return;
-      this.set({ state: "active" }, stats.webhooks.active);
-      this.set({ state: "inactive" }, stats.webhooks.inactive);
-    },
-  });
+  /**
+   * A gauge read from the database when scraped: `values` gives its samples
+   * (by label values) from the latest statistics; none while they cannot be read.
+   */
+  const databaseGauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    values: (stats: DatabaseStats) => [Record<string, string>, number][],
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const stats = await latestStats();
+        if (stats) for (const [labels, value] of values(stats)) this.set(labels, value);
+      },
+    });
+  databaseGauge(
+    "httpqueue_queue_jobs",
+    "Jobs in the queue by task and state: pending (due, waiting for a worker), scheduled (wake-ups for retries), locked (running), failed (gave up after repeated errors).",
+    ["task", "state"],
+    (stats) =>
+      Object.entries(stats.queue).flatMap(([task, counts]) =>
+        QUEUE_STATES.map((state): [Record<string, string>, number] => [{ task, state }, counts[state]]),
+      ),
+  );
+  databaseGauge(
+    "httpqueue_deliveries_waiting",
+    "Deliveries that have not ended: due (waiting for their attempt), or scheduled (retries waiting for their time).",
+    ["state"],
+    (stats) => [
+      [{ state: "due" }, stats.deliveries.due],
+      [{ state: "scheduled" }, stats.deliveries.scheduled],
+    ],
+  );
+  databaseGauge(
+    "httpqueue_oldest_due_delivery_seconds",
+    "How long the oldest due delivery has waited for its attempt (0 when none is due).",
+    [],
+    (stats) => [[{}, stats.oldestDueSeconds]],
+  );
+  databaseGauge(
+    "httpqueue_webhooks_delivering",
+    "Webhooks that a server delivers to right now, across all servers on the database.",
+    [],
+    (stats) => [[{}, stats.delivering]],
+  );
+  databaseGauge(
+    "httpqueue_webhooks",
+    "Registered webhooks (unregistered ones excluded), active or inactive.",
+    ["state"],
+    (stats) => [
+      [{ state: "active" }, stats.webhooks.active],
+      [{ state: "inactive" }, stats.webhooks.inactive],
+    ],
+  );
 
   let readiness: (() => Readiness) | undefined;
   new Gauge({
