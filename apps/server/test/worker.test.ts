@@ -1,26 +1,20 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { type TestDatabase, until } from "@httpqueue/testkit";
+import { describe, it } from "node:test";
+import { until } from "@httpqueue/testkit";
 import type { WorkerPool } from "graphile-worker";
 import { startWorker, type WorkerStatus } from "../src/delivery/worker.js";
 import { createLogger } from "../src/observability/logger.js";
-import { createMigratedDatabase } from "./helpers/server.js";
+import { databaseAndReceivers } from "./helpers/server.js";
 
 describe("worker supervision", () => {
-  let db: TestDatabase;
-  before(async () => {
-    db = await createMigratedDatabase();
-  });
-  after(async () => {
-    await db.drop();
-  });
+  const fixture = databaseAndReceivers();
 
   it("replaces a pool that shuts itself down, and the new pool runs jobs", async () => {
     const ran: string[] = [];
     const pools: WorkerPool[] = [];
     const statuses: WorkerStatus[] = [];
     const worker = await startWorker({
-      databaseUrl: db.url,
+      databaseUrl: fixture.db.url,
       concurrency: 4,
       pollIntervalMs: 50,
       shutdownTimeoutMs: 1_000,
@@ -35,7 +29,7 @@ describe("worker supervision", () => {
       onPool: (pool) => pools.push(pool),
     });
     try {
-      await db.sql`select graphile_worker.add_job('test.ping', json_build_object('n', 'before'))`;
+      await fixture.db.sql`select graphile_worker.add_job('test.ping', json_build_object('n', 'before'))`;
       await until(() => ran.includes("before"));
 
       // What graphile-worker does itself when it cannot complete or fail jobs.
@@ -50,7 +44,7 @@ describe("worker supervision", () => {
       );
       assert.notEqual(pools[1]?.id, first.id);
 
-      await db.sql`select graphile_worker.add_job('test.ping', json_build_object('n', 'after'))`;
+      await fixture.db.sql`select graphile_worker.add_job('test.ping', json_build_object('n', 'after'))`;
       await until(() => ran.includes("after"));
     } finally {
       await worker.stop();

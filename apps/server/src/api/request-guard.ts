@@ -22,11 +22,11 @@ export function guardedService<S extends ServiceDefinition>(definition: S): S {
         const request = method.requestDeserialize(bytes) as object;
         let decoded = 0;
         const field = findField(request, (text) => {
-          const n = text.split(REPLACEMENT).length - 1;
+          const n = occurrences(text, REPLACEMENT);
           decoded += n;
           return n > 0;
         });
-        if (field !== undefined && decoded > countOf(bytes, REPLACEMENT_BYTES)) {
+        if (field !== undefined && decoded > occurrences(bytes, REPLACEMENT_BYTES)) {
           Object.defineProperty(request, INVALID_UTF8, { value: field });
         }
         return request;
@@ -49,8 +49,10 @@ export function requestProblem(request: object): ApiError | undefined {
   return undefined;
 }
 
-function countOf(haystack: Buffer, needle: Buffer): number {
+/** How often `needle` occurs in `haystack` (a string or bytes), without copying either. */
+function occurrences<T extends string | Buffer>(haystack: T, needle: T): number {
   let count = 0;
-  for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + needle.length)) count++;
+  const search = (from: number) => (haystack as string).indexOf(needle as string, from);
+  for (let at = search(0); at !== -1; at = search(at + needle.length)) count++;
   return count;
 }

@@ -138,7 +138,6 @@ export function checkPayload(field: string, value: string, maxBytes: number): st
   try {
     JSON.parse(value);
   } catch (err) {
-    // The parser's message quotes the input: shortened and escaped like any quoted input.
     const message = err instanceof Error ? err.message : String(err);
     // It may quote the input: cut short here; made safe to send where every error becomes a status.
     throw invalidArgument(field, `must be valid JSON (${cut(message, 120)})`);

@@ -3,7 +3,7 @@ import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.js";
-import { addJobs, dueJobSpec, queued } from "./jobs.js";
+import { addJobs, deliverJobSpec, queued } from "./jobs.js";
 
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 
@@ -71,11 +71,7 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     on conflict (event_id, webhook_id) do nothing
     returning event_id, webhook_id
   ), jobs as (
-    ${addJobs(
-      sql`select ${dueJobSpec(sql`w.webhook_id`)} as spec
-        from (select distinct webhook_id from inserted) w
-        order by webhook_id`,
-    )}
+    ${addJobs(sql`select ${deliverJobSpec(sql`webhook_id`)} as spec from inserted group by webhook_id`)}
   )
   select input.ord, coalesce(created.n, 0)::int as created, ${queued("jobs")} as queued
   from input

@@ -4,7 +4,7 @@ import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { receivingWebhooks } from "./deliveries.js";
 import { eventRecords, webhookDeliveries } from "./schema.js";
-import { addJobs, dueJobSpec, fanOutJobSpec, queued } from "./jobs.js";
+import { addJobs, deliverJobSpec, fanOutJobSpec, queued } from "./jobs.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
 
@@ -125,19 +125,19 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     join input on input.id = matched.event_id
     where matched.event_id not in (select event_id from wide)
     order by matched.event_id, matched.webhook_id
-    returning webhook_id
+    returning id, webhook_id
   ), jobs as (
     -- A job for each webhook that got deliveries (it delivers whatever is
-    -- due for that webhook), and a fan-out job per wide event.
-    ${addJobs(
-      sql`
+    -- due for that webhook), and a fan-out job per wide event; in the order
+    -- of their first delivery's id or the event's (uuidv7: the order they
+    -- were made in), so that the queue takes them first in, first out.
+    ${addJobs(sql`
       select spec from (
-        select w.webhook_id::text as ord, ${dueJobSpec(sql`w.webhook_id`)} as spec
-        from (select distinct webhook_id from deliveries) w
+        -- As text: PostgreSQL 15 has no min(uuid), and uuids sort as their text.
+        select min(id::text) as first, ${deliverJobSpec(sql`webhook_id`)} as spec from deliveries group by webhook_id
         union all
         select event_id::text, ${fanOutJobSpec(sql`event_id`)} from wide
-      ) specs order by ord`,
-    )}
+      ) specs order by first`)}
   )
   select input.ord, inserted.id, ${queued("jobs")} as queued
   from input left join inserted on inserted.id = input.id

@@ -37,6 +37,16 @@ export const JOB_MAX_ATTEMPTS = 25;
 /**
  * SQL for the `graphile_worker.job_spec` of a delivery job for the webhook
  * `webhookId`, due at `runAt` (null: now), with job key `key` (null: none).
+ *
+ * The jobs that statements queue when they create deliveries have no key: a
+ * job per webhook and statement. With a key per webhook, graphile-worker's
+ * add_jobs first takes the key off a running job that holds it, while
+ * graphile-worker completes finished jobs in batches (one DELETE for
+ * several): the two lock job rows in different orders and deadlock, and
+ * PostgreSQL breaks the tie only after its deadlock_timeout (1 s by
+ * default), stalling the pushes meanwhile (seen in the server's log and as a
+ * 1 s end-to-end tail in about a third of the bench's runs), for no gain in
+ * deliveries under steady pushes. A job without a key only inserts.
  */
 export function deliverJobSpec(webhookId: SQL, runAt: SQL = sql`null`, key: SQL = sql`null`): SQL {
   return sql`(
@@ -49,24 +59,6 @@ export function deliverJobSpec(webhookId: SQL, runAt: SQL = sql`null`, key: SQL 
     null::smallint,
     null::text[]
   )::graphile_worker.job_spec`;
-}
-
-/**
- * SQL for the job spec that tells the webhook `webhookId` that deliveries are
- * due: due now, one per webhook and statement, without a job key.
- *
- * With a key per webhook, pushes that came while the job waited would merge
- * into it (about twice the deliveries under steady pushes, in the bench),
- * but graphile-worker's add_jobs, when the job holding the key is running,
- * first takes the key off it, while graphile-worker completes finished jobs
- * in batches (one DELETE for several): the two lock job rows in different
- * orders and deadlock, and PostgreSQL breaks the tie only after its
- * deadlock_timeout (1 s by default), stalling the pushes meanwhile (seen in
- * the server's log and as a 1 s end-to-end tail in about a third of the
- * bench's runs). A job per statement cannot deadlock: it only inserts.
- */
-export function dueJobSpec(webhookId: SQL): SQL {
-  return deliverJobSpec(webhookId);
 }
 
 /**

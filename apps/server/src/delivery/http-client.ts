@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { Agent, buildConnector, errors, type Dispatcher } from "undici";
 import type { DestinationPolicy } from "../addresses.js";
+import { rootCause } from "../errors.js";
 import { DestinationBlockedError, resolveDestination } from "./destinations.js";
 
 export interface OutgoingRequest {
@@ -152,9 +153,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
               answered();
               return;
             }
-            if (err instanceof DestinationBlockedError || rootCauseOf(err) instanceof DestinationBlockedError) {
-              const blocked = rootCauseOf(err);
-              finish({ error: (blocked as Error).message, blocked: true });
+            // undici wraps the connector's errors.
+            const cause = rootCause(err);
+            if (cause instanceof DestinationBlockedError) {
+              finish({ error: cause.message, blocked: true });
               return;
             }
             const timedOut = endedBy === "timeout" || isTimeout(err);
@@ -172,11 +174,6 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       await agent.destroy();
     },
   };
-}
-
-/** The error itself, or the cause it wraps (undici wraps connector errors). */
-function rootCauseOf(err: Error): unknown {
-  return err instanceof DestinationBlockedError ? err : (err.cause ?? err);
 }
 
 /** The kept start of a response body, as text; PostgreSQL text cannot hold NUL. */

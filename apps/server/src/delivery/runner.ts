@@ -46,7 +46,10 @@ export class WebhookRunner {
   private queue: DueDelivery[] = [];
   /** Attempts in flight (HTTP): what the cap counts. */
   private readonly inFlight = new Set<string>();
-  /** Attempted, outcome not yet committed: not to be read again, and awaited before letting go. */
+  /**
+   * Started, outcome not yet committed (those in flight included): not to be
+   * read again, and awaited before letting go.
+   */
   private readonly recording = new Set<string>();
   private fetching = false;
   /** The last read returned less than it asked for: nothing more was due then. */
@@ -122,7 +125,7 @@ export class WebhookRunner {
         );
         return "stopped";
       }
-      const stopping = this.draining || this.signal.aborted || performance.now() - this.startedAt > TURN_MS;
+      const stopping = this.draining || performance.now() - this.startedAt > TURN_MS;
       while (!stopping && this.queue.length > 0 && this.inFlight.size < this.deps.maxInFlight) {
         this.start(this.queue.shift() as DueDelivery);
       }
@@ -130,7 +133,7 @@ export class WebhookRunner {
       if (!stopping && !this.fetching && more && this.queue.length < this.deps.maxInFlight * 2) {
         if (Date.now() >= this.fetchAfter) void this.fetch();
       }
-      const idle = this.inFlight.size === 0 && this.recording.size === 0 && !this.fetching;
+      const idle = this.recording.size === 0 && !this.fetching;
       if (idle && (stopping || (this.queue.length === 0 && !more))) {
         const mode = this.failure !== undefined ? "abandon" : stopping ? "yield" : "done";
         const finished = await this.retrying("finish", () =>
@@ -163,7 +166,7 @@ export class WebhookRunner {
     this.fetching = true;
     this.seenNudges = this.nudges;
     try {
-      const held = new Set([...this.inFlight, ...this.recording, ...this.queue.map((d) => d.id)]);
+      const held = new Set([...this.recording, ...this.queue.map((d) => d.id)]);
       const rows = await fetchDueDeliveries(this.deps.db, {
         webhookId: this.webhookId,
         limit: this.page,
