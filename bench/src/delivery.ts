@@ -151,6 +151,7 @@ async function seedEvents(db: BenchDatabase, batches: Seeded[], pad: string, per
       ttlSeconds: 86_400,
       metadata: {},
       idempotencyKey: null,
+      orderingKey: "",
       maxAttempts: 10,
     })),
   );

@@ -12,6 +12,7 @@ import { migrateDatabase } from "./db/migrate.js";
 import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
 import { createTasks } from "./delivery/tasks.js";
+import { startHealthSweep, webhookGone } from "./delivery/webhook-health.js";
 import { startWorker } from "./delivery/worker.js";
 import { throttle } from "./observability/db-stats.js";
 import { addHealthService } from "./observability/grpc-health.js";
@@ -102,11 +103,13 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       await db.$client.end({ timeout: 5 });
     });
 
+    const healthDeps = { db, config, logger, metrics };
     const tasks = createTasks({
       db,
       http,
       logger,
       metrics,
+      webhookGone: (webhookId) => webhookGone(healthDeps, webhookId),
       userAgent: USER_AGENT,
       maxAttempts: config.maxAttempts,
       maxInFlight: config.webhookMaxInFlight,
@@ -131,6 +134,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       taskList: tasks.taskList,
     });
     closers.push(() => worker.stop());
+    const healthSweep = startHealthSweep(healthDeps);
+    closers.push(() => healthSweep.stop());
 
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.

@@ -33,6 +33,12 @@ export interface Config {
   workerConcurrency: number;
   /** Attempts in flight to one webhook at once. */
   webhookMaxInFlight: number;
+  /** A webhook whose attempts all failed for this long (ms) is deactivated; 0: never. */
+  autoDisableAfterMs: number;
+  /** ... provided that at least this many attempts failed. */
+  autoDisableMinFailures: number;
+  /** A webhook whose attempts all failed for this long (ms) is announced (webhook.failing). */
+  failingNoticeAfterMs: number;
   workerPollIntervalMs: number;
   shutdownTimeoutMs: number;
   /** How often the database and the worker are checked for the health endpoints. */
@@ -74,6 +80,9 @@ export const DEFAULTS = {
   RESPONSE_BODY_LIMIT_BYTES: "16384",
   WORKER_CONCURRENCY: "64",
   WEBHOOK_MAX_IN_FLIGHT: "16",
+  AUTO_DISABLE_AFTER: "5d",
+  AUTO_DISABLE_MIN_FAILURES: "10",
+  FAILING_NOTICE_AFTER: "1h",
   WORKER_POLL_INTERVAL: "1s",
   SHUTDOWN_TIMEOUT: "30s",
   HEALTH_CHECK_INTERVAL: "5s",
@@ -82,11 +91,12 @@ export const DEFAULTS = {
   ALLOW_PRIVATE_DESTINATIONS: "false",
 } as const satisfies Record<string, string>;
 
-const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** Parses "250ms", "5s", "2m" or "1h" into milliseconds; undefined when malformed. */
+/** Parses "250ms", "5s", "2m", "1h" or "5d" (or "0") into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (text.trim() === "0") return 0;
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
   if (!match) return undefined;
   return Number(match[1]) * UNITS_MS[match[2] as keyof typeof UNITS_MS];
 }
@@ -159,6 +169,9 @@ const schema = z.object({
   RESPONSE_BODY_LIMIT_BYTES: int(0, 1024 * 1024),
   WORKER_CONCURRENCY: int(1, 1000),
   WEBHOOK_MAX_IN_FLIGHT: int(1, 1000),
+  AUTO_DISABLE_AFTER: duration(0, 365 * 24 * HOUR),
+  AUTO_DISABLE_MIN_FAILURES: int(1, 1_000_000),
+  FAILING_NOTICE_AFTER: duration(1000, 365 * 24 * HOUR),
   WORKER_POLL_INTERVAL: duration(10, 60_000),
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
@@ -232,6 +245,9 @@ function settings(e: z.infer<typeof schema>) {
     responseBodyLimitBytes: e.RESPONSE_BODY_LIMIT_BYTES,
     workerConcurrency: e.WORKER_CONCURRENCY,
     webhookMaxInFlight: e.WEBHOOK_MAX_IN_FLIGHT,
+    autoDisableAfterMs: e.AUTO_DISABLE_AFTER,
+    autoDisableMinFailures: e.AUTO_DISABLE_MIN_FAILURES,
+    failingNoticeAfterMs: e.FAILING_NOTICE_AFTER,
     workerPollIntervalMs: e.WORKER_POLL_INTERVAL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,

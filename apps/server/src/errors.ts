@@ -47,6 +47,15 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 }
 
 /**
+ * A statement aborted because it met another one (deadlock, serialization
+ * failure): nothing of it was applied, and running it again may succeed.
+ */
+export function isTransientConflict(err: unknown): boolean {
+  const code = codeOf(rootCause(err));
+  return code === "40P01" || code === "40001";
+}
+
+/**
  * What of an error may be logged. PostgreSQL's `detail` can quote a whole row
  * (signing secret and custom headers included) and drizzle's message quotes
  * the query's parameters, so neither is kept: the SQLSTATE, the server's

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, DeliveryStatus, HttpQueueError, type RegisterWebhookRequest } from "@httpqueue/sdk";
-import type { DeepPartial } from "@httpqueue/proto";
+import { DisabledReason, Ordering, type DeepPartial } from "@httpqueue/proto";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 const URL_OK = "http://127.0.0.1:9/hook";
@@ -53,6 +53,16 @@ describe("webhook API", () => {
         description: "first",
         createdAt: undefined,
         updatedAt: undefined,
+        // The server's delivery policy, and no trouble yet.
+        retryPolicy: undefined,
+        rateLimitPerSecond: 0,
+        maxInFlight: 0,
+        ordering: Ordering.ORDERING_NONE,
+        disabledReason: DisabledReason.DISABLED_REASON_UNSPECIFIED,
+        disabledAt: undefined,
+        failingSince: undefined,
+        pacePerSecond: 0,
+        pausedUntil: undefined,
       },
     );
 

@@ -54,6 +54,7 @@ async function storeBacklog(url: string, event: string, count: number, perStatem
             ttlSeconds: 3600,
             metadata: {},
             idempotencyKey: null,
+            orderingKey: "",
             maxAttempts: 5,
           })),
         );

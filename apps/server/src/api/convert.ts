@@ -1,7 +1,7 @@
-import { DeliveryStatus, type Delivery, type Event, type Webhook } from "@httpqueue/proto";
+import { DeliveryStatus, DisabledReason, Ordering, type Delivery, type Event, type Webhook } from "@httpqueue/proto";
 import type { DeliveryRow } from "../db/deliveries.js";
 import type { EventRow } from "../db/events.js";
-import type { DeliveryStatusValue } from "../db/schema.js";
+import type { DeliveryStatusValue, DisabledReasonValue, OrderingValue } from "../db/schema.js";
 import type { WebhookRow } from "../db/webhooks.js";
 
 /** Database rows to API messages. The signing secret never leaves through here. */
@@ -19,8 +19,32 @@ export function toWebhook(row: WebhookRow): Webhook {
     description: row.description,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
+    retryPolicy:
+      row.retrySchedule === null && row.maxAttempts === null
+        ? undefined
+        : { scheduleSeconds: row.retrySchedule ?? [], maxAttempts: row.maxAttempts ?? 0 },
+    rateLimitPerSecond: row.rateLimitPerSecond,
+    maxInFlight: row.maxInFlight,
+    ordering: ORDERING[row.ordering],
+    disabledReason:
+      row.disabledReason === null ? DisabledReason.DISABLED_REASON_UNSPECIFIED : DISABLED_REASON[row.disabledReason],
+    disabledAt: row.disabledAt ?? undefined,
+    failingSince: row.failingSince ?? undefined,
+    pacePerSecond: row.pace ?? 0,
+    pausedUntil: row.pausedUntil !== null && row.pausedUntil.getTime() > Date.now() ? row.pausedUntil : undefined,
   };
 }
+
+const ORDERING: Record<OrderingValue, Ordering> = {
+  none: Ordering.ORDERING_NONE,
+  by_key: Ordering.ORDERING_BY_KEY,
+};
+
+const DISABLED_REASON: Record<DisabledReasonValue, DisabledReason> = {
+  manual: DisabledReason.DISABLED_REASON_MANUAL,
+  gone: DisabledReason.DISABLED_REASON_GONE,
+  failing: DisabledReason.DISABLED_REASON_FAILING,
+};
 
 export function toEvent(row: EventRow): Event {
   return {
@@ -31,6 +55,7 @@ export function toEvent(row: EventRow): Event {
     ttlSeconds: row.ttlSeconds,
     metadata: row.metadata,
     idempotencyKey: row.idempotencyKey ?? "",
+    orderingKey: row.orderingKey,
     createdAt: row.createdAt,
     expiresAt: row.expiresAt,
   };

@@ -1,11 +1,19 @@
 import type { PushEventRequest, PushEventResponse } from "@httpqueue/proto";
 import { insertEvent } from "../db/events.js";
 import type { ApiDeps } from "./deps.js";
-import { checkIdempotencyKey, checkMetadata, checkName, checkPayload, checkTtl } from "./validation.js";
+import {
+  checkIdempotencyKey,
+  checkMetadata,
+  checkName,
+  checkOrderingKey,
+  checkPayload,
+  checkPushNamespace,
+  checkTtl,
+} from "./validation.js";
 
 export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<PushEventResponse> {
   const { config } = deps;
-  const namespace = checkName("namespace", req.namespace);
+  const namespace = checkPushNamespace("namespace", req.namespace);
   const event = checkName("event", req.event);
   const { eventId, duplicate } = await insertEvent(deps.db, {
     namespace,
@@ -14,6 +22,7 @@ export async function pushEvent(deps: ApiDeps, req: PushEventRequest): Promise<P
     ttlSeconds: checkTtl("ttl_seconds", req.ttlSeconds, config.defaultTtlSeconds, config.maxTtlSeconds),
     metadata: checkMetadata("metadata", req.metadata),
     idempotencyKey: checkIdempotencyKey("idempotency_key", req.idempotencyKey),
+    orderingKey: checkOrderingKey("ordering_key", req.orderingKey),
     maxAttempts: config.maxAttempts,
   });
   deps.metrics.eventPushed(namespace, event, duplicate);

@@ -1,3 +1,6 @@
+import { Ordering, type RetryPolicy } from "@httpqueue/proto";
+import type { OrderingValue } from "../db/schema.js";
+import { OPERATOR_NAMESPACE } from "../delivery/webhook-health.js";
 import { invalidArgument } from "./errors.js";
 
 /** Field checks. Each returns the normalised value or throws INVALID_ARGUMENT naming the field. */
@@ -178,6 +181,78 @@ export function checkIdempotencyKey(field: string, value: string): string | null
     throw invalidArgument(field, "must be 1 to 255 visible ASCII characters (no spaces)");
   }
   return value;
+}
+
+/** A namespace callers may push to. */
+export function checkPushNamespace(field: string, value: string): string {
+  const namespace = checkName(field, value);
+  if (namespace === OPERATOR_NAMESPACE) {
+    throw invalidArgument(field, `"${OPERATOR_NAMESPACE}" is reserved for the server's own events`);
+  }
+  return namespace;
+}
+
+const ORDERING_KEY = /^[\x21-\x7e]{0,255}$/;
+
+/** Empty is a key too (the one of events pushed without). */
+export function checkOrderingKey(field: string, value: string): string {
+  if (!ORDERING_KEY.test(value)) throw invalidArgument(field, "must be at most 255 visible ASCII characters (no spaces)");
+  return value;
+}
+
+export const MAX_POLICY_ATTEMPTS = 50;
+const MAX_DELAY_SECONDS = 24 * 3600;
+
+/** A webhook's retry policy: null fields take the server's defaults (an unset or empty policy: both). */
+export function checkRetryPolicy(
+  field: string,
+  policy: RetryPolicy | undefined,
+): { retrySchedule: number[] | null; maxAttempts: number | null } {
+  if (policy === undefined) return { retrySchedule: null, maxAttempts: null };
+  const { scheduleSeconds, maxAttempts } = policy;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 0 || maxAttempts > MAX_POLICY_ATTEMPTS) {
+    throw invalidArgument(
+      `${field}.max_attempts`,
+      `must be between 1 and ${MAX_POLICY_ATTEMPTS} (0 for the server's default)`,
+    );
+  }
+  if (scheduleSeconds.length > MAX_POLICY_ATTEMPTS) {
+    throw invalidArgument(`${field}.schedule_seconds`, `must have at most ${MAX_POLICY_ATTEMPTS} delays`);
+  }
+  for (const [i, delay] of scheduleSeconds.entries()) {
+    if (!Number.isInteger(delay) || delay < 1 || delay > MAX_DELAY_SECONDS) {
+      throw invalidArgument(
+        `${field}.schedule_seconds[${i}]`,
+        `must be between 1 and ${MAX_DELAY_SECONDS} seconds (24 h); got ${delay}`,
+      );
+    }
+  }
+  return {
+    retrySchedule: scheduleSeconds.length === 0 ? null : [...scheduleSeconds],
+    maxAttempts: maxAttempts === 0 ? null : maxAttempts,
+  };
+}
+
+export const MAX_RATE_LIMIT = 100_000;
+export const MAX_IN_FLIGHT = 1_000;
+
+/** A whole number from 0 to `max`, 0 meaning `zero`. */
+export function checkLimit(field: string, value: number, max: number, zero: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw invalidArgument(field, `must be between 0 and ${max} (0: ${zero})`);
+  }
+  return value;
+}
+
+const ORDERINGS: Partial<Record<number, OrderingValue>> = {
+  [Ordering.ORDERING_NONE]: "none",
+  [Ordering.ORDERING_BY_KEY]: "by_key",
+};
+
+export function checkOrdering(field: string, value: Ordering): OrderingValue {
+  const ordering = ORDERINGS[value];
+  if (ordering === undefined) throw invalidArgument(field, "must be ORDERING_NONE or ORDERING_BY_KEY");
+  return ordering;
 }
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

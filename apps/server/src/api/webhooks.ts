@@ -16,14 +16,22 @@ import type { ApiDeps } from "./deps.js";
 import { notFound } from "./errors.js";
 import {
   DEFAULT_TIMEOUT_SECONDS,
+  MAX_IN_FLIGHT,
+  MAX_RATE_LIMIT,
   checkHeaders,
   checkId,
+  checkLimit,
   checkMethod,
   checkName,
+  checkOrdering,
+  checkRetryPolicy,
   checkText,
   checkTimeout,
   checkUrl,
 } from "./validation.js";
+
+const NO_RATE_LIMIT = "no limit";
+const DEFAULT_IN_FLIGHT = "the server's default, WEBHOOK_MAX_IN_FLIGHT";
 import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
 
 export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest): Promise<RegisterWebhookResponse> {
@@ -37,6 +45,10 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
     timeout: req.timeout === 0 ? DEFAULT_TIMEOUT_SECONDS : checkTimeout("timeout", req.timeout),
     active: req.active ?? true,
     description: checkText("description", req.description),
+    ...checkRetryPolicy("retry_policy", req.retryPolicy),
+    rateLimitPerSecond: checkLimit("rate_limit_per_second", req.rateLimitPerSecond, MAX_RATE_LIMIT, NO_RATE_LIMIT),
+    maxInFlight: checkLimit("max_in_flight", req.maxInFlight, MAX_IN_FLIGHT, DEFAULT_IN_FLIGHT),
+    ordering: checkOrdering("ordering", req.ordering),
     signingSecret,
   });
   deps.metrics.webhookRegistered();
@@ -52,12 +64,25 @@ export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): P
   if (req.timeout !== undefined) changes.timeout = checkTimeout("timeout", req.timeout);
   if (req.active !== undefined) changes.active = req.active;
   if (req.description !== undefined) changes.description = checkText("description", req.description);
+  if (req.retryPolicy !== undefined) Object.assign(changes, checkRetryPolicy("retry_policy", req.retryPolicy));
+  if (req.rateLimitPerSecond !== undefined) {
+    changes.rateLimitPerSecond = checkLimit(
+      "rate_limit_per_second",
+      req.rateLimitPerSecond,
+      MAX_RATE_LIMIT,
+      NO_RATE_LIMIT,
+    );
+  }
+  if (req.maxInFlight !== undefined) {
+    changes.maxInFlight = checkLimit("max_in_flight", req.maxInFlight, MAX_IN_FLIGHT, DEFAULT_IN_FLIGHT);
+  }
+  if (req.ordering !== undefined) changes.ordering = checkOrdering("ordering", req.ordering);
   if (Object.keys(changes).length === 0) {
     const row = await webhooks.findWebhook(deps.db, id);
     if (!row) throw notFound(`webhook ${id} not found`);
     return { webhook: toWebhook(row), warnings: [] };
   }
-  const updated = await webhooks.updateWebhook(deps.db, id, changes);
+  const updated = await webhooks.updateWebhook(deps.db, id, changes, deps.config.maxAttempts);
   if (!updated) throw notFound(`webhook ${id} not found`);
   deps.metrics.deliveryOutcome("cancelled", updated.cancelled);
   const warnings = changes.url === undefined ? [] : await urlWarnings(deps, updated.webhook.url);

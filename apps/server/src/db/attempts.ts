@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
-import { deliveryAttempts, webhookDeliveries, type DeliveryStatusValue } from "./schema.js";
+import { deliveryAttempts, webhookDeliveries, webhookRegistrations, type DeliveryStatusValue } from "./schema.js";
 
 /** Most outcomes per statement. */
 const MAX_BATCH = 512;
@@ -32,12 +32,12 @@ export interface AttemptRecord {
   nextAttemptAt: Date | null;
 }
 
-/** A delivery ended without an attempt: its event expired, or its webhook went away. */
+/** A delivery ended without an attempt: its event expired, its webhook went away, or it has no attempt left. */
 export interface Closing {
   deliveryId: string;
   /** The delivery's attempt count, unchanged. */
   attemptCount: number;
-  status: Extract<DeliveryStatusValue, "expired" | "cancelled">;
+  status: Extract<DeliveryStatusValue, "expired" | "cancelled" | "failed">;
   errorMessage: string;
 }
 
@@ -52,8 +52,9 @@ const recorderFor = perDatabase((db) =>
 );
 
 /**
- * Records the outcome: the attempt, and the delivery's new status (with when
- * its next attempt is due); one statement, committed when this resolves. The
+ * Records the outcome: the attempt, the delivery's new status (with when its
+ * next attempt is due) and the webhook's failure streak (since when every
+ * attempt failed, and how many); one statement, committed when this resolves. The
  * delivery is only updated if it is still pending or retrying at the expected
  * attempt count, so a cancelled delivery stays cancelled. Returns whether it
  * was updated. Concurrent calls share the statement (see `recordOutcomes`).
@@ -85,7 +86,26 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
       and d.id = any(array(select delivery_id from a))
       and d.attempt_count = a.attempt_count - a.attempted::int
       and d.status in ('pending', 'retrying')
-    returning d.id
+    returning d.id, d.webhook_id
+  ), streak_input as (
+    select u.webhook_id, a.status = 'succeeded' as ok, a.started_at,
+      max(a.started_at) filter (where a.status = 'succeeded') over (partition by u.webhook_id) as last_ok
+    from a join updated u on u.id = a.delivery_id
+    where a.attempted
+  ), streaks as (
+    -- Per webhook: whether an attempt succeeded, and the failures after the last success.
+    select webhook_id, bool_or(ok) as any_ok,
+      count(*) filter (where not ok and (last_ok is null or started_at > last_ok))::int as failures,
+      min(started_at) filter (where not ok and (last_ok is null or started_at > last_ok)) as since
+    from streak_input
+    group by webhook_id
+  ), streak as (
+    -- The webhook's failure streak (for auto-disable); untouched while it succeeds and is not failing.
+    update ${webhookRegistrations} w set
+      failing_since = case when s.any_ok then s.since else coalesce(w.failing_since, s.since) end,
+      failure_count = case when s.any_ok then s.failures else w.failure_count + s.failures end
+    from streaks s
+    where w.id = s.webhook_id and (s.failures > 0 or w.failing_since is not null)
   ), attempt as (
     insert into ${deliveryAttempts}
       (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error_message)

@@ -4,8 +4,18 @@ import * as schema from "./schema.js";
 
 export type Sql = postgres.Sql;
 export type Db = PostgresJsDatabase<typeof schema> & { $client: Sql };
-/** Where a statement can run: the pool (through drizzle or not), or a transaction of it. */
-export type Queryable = Db | Sql | postgres.TransactionSql;
+/** A drizzle transaction of a `Db`. */
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+/** Where a statement can run: the pool (through drizzle or not), or a transaction of it (drizzle's or not). */
+export type Queryable = Db | Tx | Sql | postgres.TransactionSql;
+
+/** The postgres.js client a statement runs on. */
+export function clientOf(db: Queryable): Sql | postgres.TransactionSql {
+  if ("$client" in db) return db.$client;
+  // A drizzle transaction: its session holds the transaction's own postgres.js client.
+  if ("_" in db) return (db._.session as unknown as { client: postgres.TransactionSql }).client;
+  return db;
+}
 
 export interface DatabaseOptions {
   url: string;

@@ -40,14 +40,14 @@ export function fanOut(db: Db, eventId: string, maxAttempts: number): Promise<nu
 }
 
 /**
- * SQL: the ids of the webhooks an event of this namespace/event goes to (the
+ * SQL: the ids (and attempts, null for the default) of the webhooks an event of this namespace/event goes to (the
  * active ones; the fan-out index's condition). `alias` names the row with
  * the event's `namespace` and `event` columns.
  */
 export function receivingWebhooks(alias: string): SQL {
   const source = sql.raw(alias);
   return sql`
-    select id from ${webhookRegistrations} w
+    select id, max_attempts from ${webhookRegistrations} w
     where w.namespace = ${source}.namespace and w.event = ${source}.event and w.active and w.deleted_at is null`;
 }
 
@@ -60,11 +60,11 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     -- the planner guesses 100 input rows whatever the batch holds, and would
     -- rather scan a small table whole. OFFSET 0 keeps it from flattening the
     -- lateral subqueries into such joins.
-    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, next_attempt_at)
-    select w.id, e.id, input.max_attempts, now()
+    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, ordering_key, next_attempt_at)
+    select w.id, e.id, coalesce(w.max_attempts, input.max_attempts), e.ordering_key, now()
     from input
     cross join lateral (
-      select id, namespace, event from ${eventRecords} where id = input.event_id offset 0
+      select id, namespace, event, ordering_key from ${eventRecords} where id = input.event_id offset 0
     ) e
     cross join lateral (${receivingWebhooks("e")} offset 0) w
     order by input.ord, w.id

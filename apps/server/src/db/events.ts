@@ -15,7 +15,9 @@ export interface NewEvent {
   ttlSeconds: number;
   metadata: Record<string, string>;
   idempotencyKey: string | null;
-  /** Attempts each of its deliveries may make. */
+  /** Its deliveries to webhooks that keep order are made one after another with others of this key. */
+  orderingKey: string;
+  /** Attempts each of its deliveries may make, unless its webhook says otherwise. */
   maxAttempts: number;
 }
 
@@ -91,14 +93,15 @@ export const MAX_STATEMENT_DELIVERIES = 5_000;
 const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql`
   with input as (
     select x.ord, uuidv7() as id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key,
-      x.max_attempts
+      x.ordering_key, x.max_attempts
     from json_to_recordset(${sql.placeholder("input")}::json) as x(
       ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text,
-      max_attempts int
+      ordering_key text, max_attempts int
     )
   ), inserted as (
-    insert into ${eventRecords} (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, expires_at)
-    select id, namespace, event, payload, ttl_seconds, metadata, idempotency_key,
+    insert into ${eventRecords}
+      (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, ordering_key, expires_at)
+    select id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, ordering_key,
       now() + make_interval(secs => ttl_seconds)
     from input
     order by ord
@@ -106,7 +109,7 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     returning id, namespace, event
   ), matched as (
     -- One more than the inline limit tells which events are over it.
-    select inserted.id as event_id, w.id as webhook_id
+    select inserted.id as event_id, w.id as webhook_id, w.max_attempts
     from inserted
     cross join lateral (${receivingWebhooks("inserted")} limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}) w
   ), counted as (
@@ -119,8 +122,9 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     select event_id from counted
     where n > ${sql.raw(String(MAX_INLINE_FANOUT))} or total > ${sql.raw(String(MAX_STATEMENT_DELIVERIES))}
   ), deliveries as (
-    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, next_attempt_at)
-    select matched.webhook_id, matched.event_id, input.max_attempts, now()
+    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, ordering_key, next_attempt_at)
+    select matched.webhook_id, matched.event_id, coalesce(matched.max_attempts, input.max_attempts), input.ordering_key,
+      now()
     from matched
     join input on input.id = matched.event_id
     where matched.event_id not in (select event_id from wide)
@@ -160,6 +164,7 @@ export async function storeEvents(db: Queryable, inputs: NewEvent[]): Promise<(s
     ttl_seconds: e.ttlSeconds,
     metadata: e.metadata,
     idempotency_key: e.idempotencyKey,
+    ordering_key: e.orderingKey,
     max_attempts: e.maxAttempts,
   }));
   const rows = await storeStatement(db, { input: JSON.stringify(input) });

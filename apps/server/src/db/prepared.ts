@@ -1,6 +1,6 @@
 import { fillPlaceholders, type SQL } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
-import type { Queryable } from "./client.js";
+import { clientOf, type Queryable } from "./client.js";
 
 const dialect = new PgDialect();
 
@@ -15,7 +15,6 @@ const dialect = new PgDialect();
 export function preparedStatement<Row extends Record<string, unknown>>(query: SQL) {
   const { sql: text, params } = dialect.sqlToQuery(query);
   return (db: Queryable, values: Record<string, unknown>): Promise<Row[]> => {
-    const client = "$client" in db ? db.$client : db;
-    return client.unsafe<Row[]>(text, fillPlaceholders(params, values) as never[], { prepare: true });
+    return clientOf(db).unsafe<Row[]>(text, fillPlaceholders(params, values) as never[], { prepare: true });
   };
 }

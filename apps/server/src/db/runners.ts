@@ -1,9 +1,15 @@
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { addJobs, deliverJobSpec, queued, wakeJobKey } from "./jobs.js";
 import { preparedStatement } from "./prepared.js";
-import { eventRecords, webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
+import {
+  eventRecords,
+  webhookDeliveries,
+  webhookRegistrations,
+  webhookRunners,
+  type OrderingValue,
+} from "./schema.js";
 
 // The statements of the webhook runners (delivery/runner.ts): the deliveries
 // table is the queue, and a row of webhook_runners says which server delivers
@@ -38,10 +44,32 @@ export type DueDelivery = {
   /** Unregistered. */
   deleted: boolean;
   signingSecret: string;
+  /** The webhook's retry schedule in seconds; null: the server's. */
+  retrySchedule: number[] | null;
+  /** The webhook's rate limit (requests a second, 0: none) and in-flight cap (0: the server's). */
+  rateLimitPerSecond: number;
+  maxInFlight: number;
+  ordering: OrderingValue;
 };
 
 /** A row of the statements below: a due delivery (its columns named as DueDelivery's), and the request it answers. */
 type DueRow = DueDelivery & { ord: number };
+
+/**
+ * SQL: the delivery `d` (pending or retrying) of webhook `webhookId` may be
+ * attempted as far as ordering goes: its webhook does not keep order, or no
+ * earlier delivery of its ordering key is still pending or retrying.
+ */
+const firstOfItsKey = (d: string, webhookId: SQL) => {
+  const alias = sql.raw(d);
+  return sql`(
+    (select w0.ordering from ${webhookRegistrations} w0 where w0.id = ${webhookId}) <> 'by_key'
+    or not exists (
+      select 1 from ${webhookDeliveries} p
+      where p.webhook_id = ${alias}.webhook_id and p.ordering_key = ${alias}.ordering_key
+        and p.status in ('pending', 'retrying') and p.event_id < ${alias}.event_id
+    ))`;
+};
 
 /**
  * SQL: the due deliveries of the webhook `input.webhook_id`, oldest due first,
@@ -53,12 +81,14 @@ const dueDeliveries = (condition = sql`true`) => sql`
     e.payload, (extract(epoch from e.expires_at) * 1000)::float8 as "expiresAt",
     (extract(epoch from now() - e.created_at) * 1000)::float8 as "eventAgeMs",
     w.id as "webhookId", w.url, w.method, w.headers, w.timeout, w.active, w.deleted_at is not null as deleted,
-    w.signing_secret as "signingSecret"
+    w.signing_secret as "signingSecret", w.retry_schedule as "retrySchedule",
+    w.rate_limit_per_second as "rateLimitPerSecond", w.max_in_flight as "maxInFlight", w.ordering
   from (
     -- The due index, read in order; OFFSET 0 keeps the planner from folding it into a join.
-    select id, status, attempt_count, max_attempts, event_id, webhook_id from ${webhookDeliveries}
+    select id, status, attempt_count, max_attempts, event_id, webhook_id from ${webhookDeliveries} d0
     where ${condition} and webhook_id = input.webhook_id and status in ('pending', 'retrying')
       and next_attempt_at <= now() and id <> all(coalesce(input.exclude, '{}'))
+      and ${firstOfItsKey("d0", sql`input.webhook_id`)}
     order by next_attempt_at
     limit input.lim
     offset 0
@@ -88,10 +118,20 @@ export interface StartRequest {
   limit: number;
 }
 
-/** Taken: the webhook's first page of due deliveries; undefined: another server delivers to it. */
-export type StartResult = DueDelivery[] | undefined;
+/**
+ * Taken: the webhook's first page of due deliveries, and its pace as the
+ * last runner left it; undefined: another server delivers to it.
+ */
+export type StartResult = { due: DueDelivery[]; pace: PaceRow } | undefined;
 
-const startStatement = preparedStatement<DueRow & { acquired: boolean }>(sql`
+/** A webhook's pace state as stored (see delivery/pace.ts); times in ms since the epoch. */
+export interface PaceRow {
+  pausedUntil: number | null;
+  pace: number | null;
+  nextSendAt: number | null;
+}
+
+const startStatement = preparedStatement<DueRow & { acquired: boolean; state: PaceRow | null }>(sql`
   with input as (
     select x.ord, x.webhook_id, x.owner, x.lim, null::uuid[] as exclude
     from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, owner text, lim int)
@@ -103,20 +143,33 @@ const startStatement = preparedStatement<DueRow & { acquired: boolean }>(sql`
       where ${webhookRunners}.owner = excluded.owner
     returning webhook_id
   )
-  select input.ord, acquired.webhook_id is not null as acquired, due.*
+  select input.ord, acquired.webhook_id is not null as acquired, due.*, (
+      select json_build_object(
+        'pausedUntil', extract(epoch from ws.paused_until) * 1000,
+        'pace', ws.pace,
+        'nextSendAt', extract(epoch from ws.next_send_at) * 1000
+      ) from ${webhookRegistrations} ws where ws.id = input.webhook_id
+    ) as state
   from input
   left join acquired using (webhook_id)
   left join lateral (${dueDeliveries(sql`acquired.webhook_id is not null`)}) due on true
   order by input.ord
 `);
 
+const NO_PACE: PaceRow = { pausedUntil: null, pace: null, nextSendAt: null };
+
 async function startRunners(db: Queryable, requests: StartRequest[]): Promise<StartResult[]> {
   const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, owner: r.owner, lim: r.limit }));
   const rows = await startStatement(db, { input: JSON.stringify(input) });
-  const acquired = new Set(rows.filter((r) => r.acquired).map((r) => r.ord));
+  const acquired = new Map(rows.filter((r) => r.acquired).map((r) => [r.ord, r.state ?? NO_PACE]));
   // A request that got no delivery (not taken, or nothing due) has a row without one.
-  const due = byOrd(rows, requests.length, (row) => ((row.id as string | null) === null ? undefined : toDue(row)));
-  return due.map((list, ord) => (acquired.has(ord) ? list : undefined));
+  const due = byOrd(rows, requests.length, ({ acquired: _a, state: _s, ...row }) =>
+    (row.id as string | null) === null ? undefined : toDue(row),
+  );
+  return due.map((list, ord) => {
+    const pace = acquired.get(ord);
+    return pace === undefined ? undefined : { due: list, pace };
+  });
 }
 
 export interface FetchRequest {
@@ -151,6 +204,8 @@ export interface FinishRequest {
    * runner failed: graphile-worker retries its job later).
    */
   mode: "done" | "yield" | "abandon";
+  /** The webhook's pace, kept on its row for the next runner; while paused, nothing is due. */
+  pace: PaceRow;
 }
 
 export interface FinishResult {
@@ -166,21 +221,32 @@ export interface FinishResult {
 // more (the liveness sweep took us for dead) counts as released.
 const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sql`
   with input as (
-    select x.ord, x.webhook_id, x.owner, x.mode,
-      exists (
+    select x.ord, x.webhook_id, x.owner, x.mode, x.paused_until, x.pace, x.next_send_at,
+      coalesce(x.paused_until <= now(), true) and exists (
         select 1 from ${webhookDeliveries} d
         where d.webhook_id = x.webhook_id and d.status in ('pending', 'retrying') and d.next_attempt_at <= now()
+          and ${firstOfItsKey("d", sql`x.webhook_id`)}
       ) as due
-    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, owner text, mode text)
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(
+      ord int, webhook_id uuid, owner text, mode text, paused_until timestamptz, pace float8, next_send_at timestamptz
+    )
   ), released as (
     delete from ${webhookRunners} r using input
     where r.webhook_id = input.webhook_id and r.owner = input.owner and (input.mode <> 'done' or not input.due)
     returning r.webhook_id
+  ), saved as (
+    update ${webhookRegistrations} w
+    set paused_until = input.paused_until, pace = input.pace, next_send_at = input.next_send_at
+    from input join released using (webhook_id)
+    where w.id = input.webhook_id
+      and (w.paused_until, w.pace, w.next_send_at) is distinct from (input.paused_until, input.pace, input.next_send_at)
+    returning w.id
   ), next as (
-    select input.webhook_id, input.due, (
+    select input.webhook_id, input.due, greatest((
       select min(d.next_attempt_at) from ${webhookDeliveries} d
       where d.webhook_id = input.webhook_id and d.status in ('pending', 'retrying')
-    ) as at
+        and ${firstOfItsKey("d", sql`input.webhook_id`)}
+    ), input.paused_until) as at
     from input join released using (webhook_id)
     where input.mode <> 'abandon'
   ), jobs as (
@@ -197,13 +263,23 @@ const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sq
     released.webhook_id is not null
       or not exists (select 1 from ${webhookRunners} r where r.webhook_id = input.webhook_id and r.owner = input.owner)
       as released,
-    ${queued("jobs")} as queued
+    ${queued("jobs")} as queued, (select count(*) from saved)::int as saved
   from input left join released using (webhook_id)
   order by input.ord
 `);
 
+const toTime = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
 async function finishRunners(db: Queryable, requests: FinishRequest[]): Promise<FinishResult[]> {
-  const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, owner: r.owner, mode: r.mode }));
+  const input = requests.map((r, ord) => ({
+    ord,
+    webhook_id: r.webhookId,
+    owner: r.owner,
+    mode: r.mode,
+    paused_until: toTime(r.pace.pausedUntil),
+    pace: r.pace.pace,
+    next_send_at: toTime(r.pace.nextSendAt),
+  }));
   const rows = await finishStatement(db, { input: JSON.stringify(input) });
   return rows.map((row) => ({ released: row.released }));
 }
@@ -244,10 +320,12 @@ const reconcileStatement = preparedStatement<{ webhooks: number }>(sql`
   with stuck as (
     select w.id from ${webhookRegistrations} w
     where not exists (select 1 from ${webhookRunners} r where r.webhook_id = w.id)
+      and (w.paused_until is null or w.paused_until < now())
       and exists (
         select 1 from ${webhookDeliveries} d
         where d.webhook_id = w.id and d.status in ('pending', 'retrying')
           and d.next_attempt_at < now() - make_interval(secs => ${sql.placeholder("overdueSeconds")}::int)
+          and ${firstOfItsKey("d", sql`w.id`)}
       )
   ), jobs as (
     ${addJobs(sql`select ${deliverJobSpec(sql`id`)} as spec from stuck order by id`)}

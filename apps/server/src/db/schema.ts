@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   boolean,
   check,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -42,6 +43,29 @@ export const webhookRegistrations = pgTable(
     updatedAt: updatedAt(),
     /** Set when unregistered; the row stays so that its deliveries keep their history. */
     deletedAt: timestamp("deleted_at", { withTimezone: true }),
+    /** Seconds before the 2nd, 3rd, ... attempt (the last repeats); null: the server's schedule. */
+    retrySchedule: integer("retry_schedule").array(),
+    /** Attempts per delivery; null: the server's default. */
+    maxAttempts: integer("max_attempts"),
+    /** Requests a second, across servers; 0: no limit. */
+    rateLimitPerSecond: integer("rate_limit_per_second").notNull().default(0),
+    /** Requests in flight per server; 0: the server's default. */
+    maxInFlight: integer("max_in_flight").notNull().default(0),
+    ordering: text("ordering").$type<OrderingValue>().notNull().default("none"),
+    disabledReason: text("disabled_reason").$type<DisabledReasonValue>(),
+    disabledAt: timestamp("disabled_at", { withTimezone: true }),
+    /** Since when every attempt has failed (the first failure after the last success); null after a success. */
+    failingSince: timestamp("failing_since", { withTimezone: true }),
+    /** Attempts failed since failing_since. */
+    failureCount: integer("failure_count").notNull().default(0),
+    /** When the webhook.failing operator event was pushed for the current failure streak. */
+    failingNoticedAt: timestamp("failing_noticed_at", { withTimezone: true }),
+    /** No attempt before then: the receiver answered 429 or 503 with Retry-After. */
+    pausedUntil: timestamp("paused_until", { withTimezone: true }),
+    /** Requests a second the receiver was slowed to (429, 502, 503, 504 without Retry-After); null: not slowed. */
+    pace: doublePrecision("pace"),
+    /** The rate limit's next free slot: no request before then (kept when a server hands the webhook on). */
+    nextSendAt: timestamp("next_send_at", { withTimezone: true }),
   },
   (t) => [
     // Fan-out: the active webhooks of a namespace/event.
@@ -54,8 +78,22 @@ export const webhookRegistrations = pgTable(
       .where(sql`${t.deletedAt} is null`),
     check("webhook_registrations_timeout_check", sql`${t.timeout} between 1 and 300`),
     check("webhook_registrations_method_check", sql`${t.method} in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')`),
+    check("webhook_registrations_ordering_check", sql`${t.ordering} in ('none', 'by_key')`),
+    check(
+      "webhook_registrations_disabled_reason_check",
+      sql`${t.disabledReason} in ('manual', 'gone', 'failing')`,
+    ),
+    // The health sweep: webhooks failing, or whose failure was announced.
+    index("webhook_registrations_failing_idx")
+      .on(t.id)
+      .where(sql`${t.failingSince} is not null or ${t.failingNoticedAt} is not null`),
   ],
 );
+
+export const ORDERINGS = ["none", "by_key"] as const;
+export type OrderingValue = (typeof ORDERINGS)[number];
+export const DISABLED_REASONS = ["manual", "gone", "failing"] as const;
+export type DisabledReasonValue = (typeof DISABLED_REASONS)[number];
 
 export const eventRecords = pgTable(
   "event_records",
@@ -68,6 +106,8 @@ export const eventRecords = pgTable(
     ttlSeconds: integer("ttl_seconds").notNull(),
     metadata: jsonb("metadata").$type<Record<string, string>>().notNull().default({}),
     idempotencyKey: text("idempotency_key"),
+    /** Deliveries with the same key to an ordered webhook are made one after another. */
+    orderingKey: text("ordering_key").notNull().default(""),
     createdAt: createdAt(),
     expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
   },
@@ -110,6 +150,8 @@ export const webhookDeliveries = pgTable(
     /** When the next attempt is due: set while pending (at creation) or retrying, null once ended. */
     nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }),
     completedAt: timestamp("completed_at", { withTimezone: true }),
+    /** The event's ordering key, for webhooks that keep their deliveries in order. */
+    orderingKey: text("ordering_key").notNull().default(""),
   },
   (t) => [
     // One delivery per event and webhook: makes a repeated fan-out harmless.
@@ -123,6 +165,11 @@ export const webhookDeliveries = pgTable(
     // update takes its delivery out of it or moves it.
     index("webhook_deliveries_due_idx")
       .on(t.webhookId, t.nextAttemptAt)
+      .where(sql`${t.status} in ('pending', 'retrying')`),
+    // Ordered webhooks: the deliveries of a key that have not ended, in push
+    // order (event ids are time-ordered). The first one holds back the others.
+    index("webhook_deliveries_ordering_idx")
+      .on(t.webhookId, t.orderingKey, t.eventId)
       .where(sql`${t.status} in ('pending', 'retrying')`),
   ],
 );

@@ -1,18 +1,25 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
-import type { Db } from "./client.js";
+import type { Db, Tx } from "./client.js";
 import { removeWakeJobs } from "./jobs.js";
 import { webhookDeliveries, webhookRegistrations } from "./schema.js";
 
 export type WebhookRow = typeof webhookRegistrations.$inferSelect;
-export type NewWebhook = Pick<
-  typeof webhookRegistrations.$inferInsert,
-  "namespace" | "event" | "url" | "method" | "headers" | "timeout" | "active" | "description" | "signingSecret"
->;
-export type WebhookChanges = Partial<
-  Pick<WebhookRow, "url" | "method" | "headers" | "timeout" | "active" | "description">
->;
+/** What a webhook's owner sets: its endpoint and its delivery policy. */
+type Settings =
+  | "url"
+  | "method"
+  | "headers"
+  | "timeout"
+  | "active"
+  | "description"
+  | "retrySchedule"
+  | "maxAttempts"
+  | "rateLimitPerSecond"
+  | "maxInFlight"
+  | "ordering";
+export type NewWebhook = Pick<typeof webhookRegistrations.$inferInsert, Settings | "namespace" | "event" | "signingSecret">;
+export type WebhookChanges = Partial<Pick<WebhookRow, Settings>>;
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 const live = (id: string) => and(eq(webhookRegistrations.id, id), isNull(webhookRegistrations.deletedAt));
 
@@ -28,23 +35,59 @@ export async function findWebhook(db: Db, id: string): Promise<WebhookRow | unde
   return row;
 }
 
+const w = webhookRegistrations;
+
+/** Set on (re)activation: an inactive webhook comes back clean. */
+const CLEAN_WHEN_REACTIVATED = {
+  disabledReason: sql`case when ${w.active} then ${w.disabledReason} end`,
+  disabledAt: sql`case when ${w.active} then ${w.disabledAt} end`,
+  failingSince: sql`case when ${w.active} then ${w.failingSince} end`,
+  failureCount: sql`case when ${w.active} then ${w.failureCount} else 0 end`,
+  failingNoticedAt: sql`case when ${w.active} then ${w.failingNoticedAt} end`,
+  pausedUntil: sql`case when ${w.active} then ${w.pausedUntil} end`,
+  pace: sql`case when ${w.active} then ${w.pace} end`,
+  nextSendAt: sql`case when ${w.active} then ${w.nextSendAt} end`,
+};
+
 /**
- * Applies the changes; deactivating also cancels the webhook's pending
- * deliveries, in the same transaction. Returns the webhook and how many
- * deliveries were cancelled; undefined when there is no such webhook.
+ * Applies the changes, in one transaction with what follows from them:
+ * deactivating cancels the webhook's pending deliveries (and records it as
+ * done by hand); activating an inactive webhook starts it clean (no disabled
+ * reason, failure streak, pause or pace); a new number of attempts applies to
+ * its deliveries not yet ended (`defaultMaxAttempts` when it goes back to the
+ * server's default). Returns the webhook and how many deliveries were
+ * cancelled; undefined when there is no such webhook.
  */
 export async function updateWebhook(
   db: Db,
   id: string,
   changes: WebhookChanges,
+  defaultMaxAttempts: number,
 ): Promise<{ webhook: WebhookRow; cancelled: number } | undefined> {
   return db.transaction(async (tx) => {
     const [row] = await tx
-      .update(webhookRegistrations)
-      .set({ ...changes, updatedAt: sql`now()` })
+      .update(w)
+      .set({
+        ...changes,
+        ...(changes.active === true ? CLEAN_WHEN_REACTIVATED : {}),
+        ...(changes.active === false
+          ? {
+              disabledReason: sql`case when ${w.active} then 'manual' else ${w.disabledReason} end`,
+              disabledAt: sql`case when ${w.active} then now() else ${w.disabledAt} end`,
+            }
+          : {}),
+        updatedAt: sql`now()`,
+      })
       .where(live(id))
       .returning();
     if (!row) return undefined;
+    if (changes.maxAttempts !== undefined) {
+      const d = webhookDeliveries;
+      await tx
+        .update(d)
+        .set({ maxAttempts: changes.maxAttempts ?? defaultMaxAttempts, updatedAt: sql`now()` })
+        .where(and(eq(d.webhookId, id), inArray(d.status, ["pending", "retrying"])));
+    }
     const cancelled = changes.active === false ? await cancelPendingDeliveries(tx, id) : 0;
     return { webhook: row, cancelled };
   });
@@ -92,7 +135,7 @@ export async function listWebhooks(
  * being attempted at that moment stays cancelled: its attempt is recorded,
  * but the delivery is not updated and nothing is scheduled.
  */
-async function cancelPendingDeliveries(tx: Tx, webhookId: string): Promise<number> {
+export async function cancelPendingDeliveries(tx: Tx, webhookId: string): Promise<number> {
   const d = webhookDeliveries;
   const rows = await tx
     .update(d)

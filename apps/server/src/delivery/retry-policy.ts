@@ -1,8 +1,9 @@
 import type { AttemptOutcome } from "./http-client.js";
 
 // One home for what an attempt's outcome means: what counts as success,
-// which failures cannot be retried, when Retry-After applies, and how long
-// to wait before the next attempt.
+// which failures cannot be retried, when Retry-After applies, how long to
+// wait before the next attempt, and what the answer says of the endpoint as
+// a whole (gone, asking for a pause, or overloaded).
 
 export interface RetryPolicy {
   /** Delays before the 2nd, 3rd, ... attempt, in ms; the last one repeats. */
@@ -60,8 +61,23 @@ export function isSuccess(statusCode: number | undefined): boolean {
   return statusCode !== undefined && statusCode >= 200 && statusCode < 300;
 }
 
-/** Answers whose Retry-After header sets the earliest next attempt. */
+/** Answers whose Retry-After header sets the earliest next attempt, and pauses the whole endpoint. */
 const HONOURS_RETRY_AFTER = new Set([429, 503]);
+/** Answers that, without Retry-After, slow the endpoint's pace down. */
+const OVERLOADED = new Set([429, 502, 503, 504]);
+/** The endpoint is gone for good: the webhook is deactivated. */
+const GONE = 410;
+
+/** What an answer says of the endpoint, beyond its one delivery. */
+export type EndpointSignal =
+  /** 410 Gone: deactivate the webhook. */
+  | { kind: "gone" }
+  /** 429 or 503 with Retry-After: no request to it before `until` (bounded by RETRY_AFTER_MAX). */
+  | { kind: "pause"; until: Date }
+  /** 429, 502, 503 or 504 without Retry-After: slow down. */
+  | { kind: "slow" }
+  /** A 2xx. */
+  | { kind: "ok" };
 
 export interface Verdict {
   /** The delivery's status after the attempt. */
@@ -70,6 +86,8 @@ export interface Verdict {
   nextAttemptAt: Date | null;
   /** Why the attempt failed; null when it succeeded. */
   errorMessage: string | null;
+  /** What the answer says of the endpoint; undefined: nothing (an ordinary failure). */
+  endpoint?: EndpointSignal | undefined;
 }
 
 /**
@@ -83,16 +101,21 @@ export function judge(
   attempt: Omit<FailedAttempt, "now" | "retryAfterMs">,
   now = new Date(),
 ): Verdict {
-  if (isSuccess(outcome.statusCode)) return { status: "succeeded", nextAttemptAt: null, errorMessage: null };
-  const errorMessage = outcome.error ?? `receiver answered HTTP ${outcome.statusCode ?? 0}`;
+  const code = outcome.statusCode;
+  if (isSuccess(code)) return { status: "succeeded", nextAttemptAt: null, errorMessage: null, endpoint: { kind: "ok" } };
+  const errorMessage = outcome.error ?? `receiver answered HTTP ${code ?? 0}`;
   if (outcome.blocked) return { status: "failed", nextAttemptAt: null, errorMessage };
-  const honoured = outcome.statusCode !== undefined && HONOURS_RETRY_AFTER.has(outcome.statusCode);
-  const step = nextStep(policy, {
-    ...attempt,
-    now,
-    retryAfterMs: honoured ? parseRetryAfter(outcome.retryAfter, now) : undefined,
-  });
+  if (code === GONE) return { status: "failed", nextAttemptAt: null, errorMessage, endpoint: { kind: "gone" } };
+  const retryAfterMs =
+    code !== undefined && HONOURS_RETRY_AFTER.has(code) ? parseRetryAfter(outcome.retryAfter, now) : undefined;
+  let endpoint: EndpointSignal | undefined;
+  if (retryAfterMs !== undefined) {
+    endpoint = { kind: "pause", until: new Date(now.getTime() + Math.min(retryAfterMs, policy.retryAfterMaxMs)) };
+  } else if (code !== undefined && OVERLOADED.has(code)) {
+    endpoint = { kind: "slow" };
+  }
+  const step = nextStep(policy, { ...attempt, now, retryAfterMs });
   return step.kind === "retry"
-    ? { status: "retrying", nextAttemptAt: step.at, errorMessage }
-    : { status: step.kind, nextAttemptAt: null, errorMessage };
+    ? { status: "retrying", nextAttemptAt: step.at, errorMessage, endpoint }
+    : { status: step.kind, nextAttemptAt: null, errorMessage, endpoint };
 }

@@ -2,11 +2,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { recordOutcome, type Outcome } from "../db/attempts.js";
 import type { Db } from "../db/client.js";
 import { fetchDueDeliveries, finishRunner, startRunner, type DueDelivery } from "../db/runners.js";
-import { isDatabaseUnavailable } from "../errors.js";
+import { isDatabaseUnavailable, isTransientConflict } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";
-import { judge, type RetryPolicy } from "./retry-policy.js";
+import { Pace } from "./pace.js";
+import { judge, type RetryPolicy, type Verdict } from "./retry-policy.js";
 import { signPayload } from "./signing.js";
 
 export interface RunnerDeps {
@@ -15,9 +16,14 @@ export interface RunnerDeps {
   policy: RetryPolicy;
   userAgent: string;
   logger: Logger;
-  metrics: Pick<Metrics, "deliveryOutcome" | "attemptFinished" | "deliverySucceeded" | "inFlight">;
-  /** Most attempts in flight to one webhook (WEBHOOK_MAX_IN_FLIGHT). */
+  metrics: Pick<
+    Metrics,
+    "deliveryOutcome" | "attemptFinished" | "deliverySucceeded" | "inFlight" | "deliveryPostponed"
+  >;
+  /** Most attempts in flight to one webhook (WEBHOOK_MAX_IN_FLIGHT), unless the webhook sets its own. */
   maxInFlight: number;
+  /** The receiver answered 410 Gone: deactivate the webhook (see delivery/webhook-health.ts). */
+  webhookGone(webhookId: string): Promise<unknown>;
 }
 
 /**
@@ -27,6 +33,8 @@ export interface RunnerDeps {
 const TURN_MS = 5_000;
 /** Waits between tries of a statement while the database is unreachable: doubling up to the last. */
 const RETRY_MS = { first: 250, max: 5_000 } as const;
+/** A pause (Retry-After) longer than this lets the webhook go, with a wake-up job for its end. */
+const RELEASE_WHEN_PAUSED_MS = 1_000;
 
 /**
  * Delivers what is due for one webhook, on this server alone (the row it
@@ -38,6 +46,13 @@ const RETRY_MS = { first: 250, max: 5_000 } as const;
  * It ends when nothing is due (the statement that lets go schedules the next
  * wake-up), when its turn is over or the worker stops (handing the webhook to
  * a job due now), always after its attempts in flight are recorded.
+ *
+ * It keeps to the webhook's pace (see delivery/pace.ts): its rate limit, the
+ * pace an overloaded receiver was slowed to, a pause the receiver asked for;
+ * deliveries held back meanwhile are postponed, not failed. A webhook that
+ * keeps order gets only the first delivery of each ordering key from the
+ * reads (the statements see to it), so that the next one of a key is read
+ * once the one before it has ended.
  */
 export class WebhookRunner {
   private readonly log: Logger;
@@ -63,6 +78,14 @@ export class WebhookRunner {
   private wake: () => void = () => undefined;
   /** No more reads until then (they failed). */
   private fetchAfter = 0;
+  /** Nothing starts before then (the webhook's pace). */
+  private startAfter = 0;
+  private pace = new Pace({ pausedUntil: null, pace: null, nextSendAt: null });
+  /** The webhook's own cap on attempts in flight (0: the server's) and ordering, as last read. */
+  private ownCap = 0;
+  private ordered = false;
+  /** The delivery at the head of the queue waited for the pace: counted once when it starts. */
+  private held: { id: string; reason: "rate_limit" | "paused" } | undefined;
 
   constructor(
     readonly webhookId: string,
@@ -101,8 +124,10 @@ export class WebhookRunner {
         startRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, limit: this.page }),
       );
       if (first === undefined) return; // another server delivers to it, and sees what is due
-      this.queue = first;
-      this.exhausted = first.length < this.page;
+      this.pace = new Pace(first.pace);
+      this.queue = [];
+      this.take(first.due);
+      this.exhausted = first.due.length < this.page;
       this.seenNudges = nudges;
       const end = await this.work();
       if (this.failure !== undefined) throw this.failure;
@@ -120,25 +145,32 @@ export class WebhookRunner {
     for (;;) {
       if (this.signal.aborted) {
         // Attempts still in flight are made again later (at least once); hand the webhook on if the database lets us.
-        await finishRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, mode: "yield" }).catch(
-          () => undefined,
-        );
+        await finishRunner(this.deps.db, this.finishRequest("yield")).catch(() => undefined);
         return "stopped";
       }
       const stopping = this.draining || performance.now() - this.startedAt > TURN_MS;
-      while (!stopping && this.queue.length > 0 && this.inFlight.size < this.deps.maxInFlight) {
+      const cap = this.cap();
+      let hold: ReturnType<Pace["hold"]> = undefined;
+      while (!stopping && this.queue.length > 0 && this.inFlight.size < cap) {
+        const next = this.queue[0] as DueDelivery;
+        hold = needsRequest(next) ? this.pace.hold(Date.now()) : undefined;
+        if (hold !== undefined) {
+          if (this.held?.id !== next.id) this.held = { id: next.id, reason: hold.reason };
+          break;
+        }
         this.start(this.queue.shift() as DueDelivery);
       }
+      this.startAfter = hold === undefined ? 0 : Date.now() + hold.ms;
       const more = !this.exhausted || this.nudges !== this.seenNudges;
-      if (!stopping && !this.fetching && more && this.queue.length < this.deps.maxInFlight * 2) {
+      if (!stopping && !this.fetching && more && this.queue.length < cap * 2) {
         if (Date.now() >= this.fetchAfter) void this.fetch();
       }
       const idle = this.recording.size === 0 && !this.fetching;
-      if (idle && (stopping || (this.queue.length === 0 && !more))) {
+      // Paused for long: let go (the statement that does schedules a wake-up for the pause's end).
+      const paused = hold?.reason === "paused" && hold.ms > RELEASE_WHEN_PAUSED_MS;
+      if (idle && (stopping || paused || (this.queue.length === 0 && !more))) {
         const mode = this.failure !== undefined ? "abandon" : stopping ? "yield" : "done";
-        const finished = await this.retrying("finish", () =>
-          finishRunner(this.deps.db, { webhookId: this.webhookId, owner: this.owner, mode }),
-        );
+        const finished = await this.retrying("finish", () => finishRunner(this.deps.db, this.finishRequest(mode)));
         if (finished === undefined) return "stopped";
         if (finished.released) return stopping ? "handed on" : "released";
         // Deliveries are due that the reads did not see (pushed meanwhile through another server): read on.
@@ -149,10 +181,31 @@ export class WebhookRunner {
     }
   }
 
-  /** Resolves at the next change: an attempt recorded, a read done, a nudge, a drain, or a retry's time. */
+  private finishRequest(mode: "done" | "yield" | "abandon") {
+    return { webhookId: this.webhookId, owner: this.owner, mode, pace: this.pace.state(Date.now()) };
+  }
+
+  /** Attempts in flight at most. */
+  private cap(): number {
+    return this.ownCap > 0 ? this.ownCap : this.deps.maxInFlight;
+  }
+
+  /** Queues deliveries read, and takes the webhook's settings from them (they may have changed). */
+  private take(rows: DueDelivery[]): void {
+    const latest = rows[rows.length - 1];
+    if (latest !== undefined) {
+      this.pace.rateLimit = latest.rateLimitPerSecond;
+      this.ownCap = latest.maxInFlight;
+      this.ordered = latest.ordering === "by_key";
+    }
+    this.queue.push(...rows);
+  }
+
+  /** Resolves at the next change: an attempt recorded, a read done, a nudge, a drain, or a retry's or the pace's time. */
   private changed(): Promise<void> {
     return new Promise((resolve) => {
-      const wait = Math.max(0, this.fetchAfter - Date.now());
+      const at = Math.min(...[this.fetchAfter, this.startAfter].filter((t) => t > 0));
+      const wait = Number.isFinite(at) ? Math.max(0, at - Date.now()) : 0;
       const timer = wait > 0 ? setTimeout(resolve, wait) : undefined;
       this.wake = () => {
         clearTimeout(timer);
@@ -172,7 +225,7 @@ export class WebhookRunner {
         limit: this.page,
         exclude: [...held],
       });
-      for (const row of rows) if (!held.has(row.id)) this.queue.push(row);
+      this.take(rows.filter((row) => !held.has(row.id)));
       this.exhausted = rows.length < this.page;
       this.fetchAfter = 0;
     } catch (err) {
@@ -186,6 +239,11 @@ export class WebhookRunner {
   }
 
   private start(d: DueDelivery): void {
+    if (needsRequest(d)) {
+      if (this.held?.id === d.id) this.deps.metrics.deliveryPostponed(this.held.reason);
+      this.pace.take(Date.now());
+    }
+    this.held = undefined;
     this.inFlight.add(d.id);
     this.recording.add(d.id);
     this.attempt(d)
@@ -195,6 +253,8 @@ export class WebhookRunner {
       .finally(() => {
         this.inFlight.delete(d.id);
         this.recording.delete(d.id);
+        // Ordered: the next delivery of its key may be due now that this one is recorded.
+        if (this.ordered) this.exhausted = false;
         this.wake();
       });
   }
@@ -225,6 +285,11 @@ export class WebhookRunner {
       await this.close(d, "expired", `the event expired before attempt ${attemptNumber}`);
       return;
     }
+    if (d.attemptCount >= d.maxAttempts) {
+      // The webhook's retry policy was changed to fewer attempts than this delivery has made.
+      await this.close(d, "failed", `its ${d.attemptCount} attempts are all the retry policy allows`);
+      return;
+    }
     const readAt = performance.now();
     let outcome;
     try {
@@ -236,11 +301,13 @@ export class WebhookRunner {
       attemptResult(outcome.statusCode, outcome.timedOut === true, outcome.blocked === true),
       outcome.durationMs / 1000,
     );
-    const verdict = judge(policy, outcome, {
+    const schedule = d.retrySchedule?.map((seconds) => seconds * 1000);
+    const verdict = judge(schedule ? { ...policy, schedule } : policy, outcome, {
       attemptNumber,
       maxAttempts: d.maxAttempts,
       expiresAt: new Date(d.expiresAt),
     });
+    this.heed(verdict.endpoint);
     const updated = await this.record({
       deliveryId: d.id,
       attemptNumber,
@@ -253,6 +320,7 @@ export class WebhookRunner {
       nextAttemptAt: verdict.nextAttemptAt,
     });
     if (updated === undefined) return;
+    if (verdict.endpoint?.kind === "gone") await this.gone();
     // Not updated: the delivery was cancelled meanwhile, and counted by whoever cancelled it.
     if (updated) metrics.deliveryOutcome(verdict.status);
     if (updated && verdict.status === "succeeded") {
@@ -272,7 +340,21 @@ export class WebhookRunner {
     );
   }
 
-  private async close(d: DueDelivery, status: "cancelled" | "expired", errorMessage: string): Promise<void> {
+  /** What the answer says of the endpoint sets its pace. */
+  private heed(signal: Verdict["endpoint"]): void {
+    if (signal === undefined) return;
+    if (signal.kind === "ok") this.pace.ok();
+    else if (signal.kind === "slow") this.pace.slow(Date.now());
+    else if (signal.kind === "pause") this.pace.pause(signal.until.getTime());
+  }
+
+  /** The receiver answered 410 Gone: the webhook is deactivated (its deliveries cancelled); send nothing more. */
+  private async gone(): Promise<void> {
+    this.queue = [];
+    await this.retrying("deactivate", () => this.deps.webhookGone(this.webhookId));
+  }
+
+  private async close(d: DueDelivery, status: "cancelled" | "expired" | "failed", errorMessage: string): Promise<void> {
     const updated = await this.record({ deliveryId: d.id, attemptCount: d.attemptCount, status, errorMessage });
     if (!updated) return;
     this.deps.metrics.deliveryOutcome(status);
@@ -285,15 +367,16 @@ export class WebhookRunner {
   }
 
   /**
-   * Runs a statement, trying again while the database cannot be reached
-   * (other errors are thrown); undefined when the worker stops meanwhile.
+   * Runs a statement, trying again while the database cannot be reached or
+   * it met another one (deadlock); other errors are thrown. Undefined when
+   * the worker stops meanwhile.
    */
   private async retrying<T>(what: string, run: () => Promise<T>): Promise<T | undefined> {
     for (let delay: number = RETRY_MS.first; ; delay = Math.min(delay * 2, RETRY_MS.max)) {
       try {
         return await run();
       } catch (err) {
-        if (!isDatabaseUnavailable(err)) throw err;
+        if (!isDatabaseUnavailable(err) && !isTransientConflict(err)) throw err;
         if (this.signal.aborted) return undefined;
         this.log.warn({ err, statement: what, retryInMs: delay }, "the database is unavailable; will try again");
         try {
@@ -304,6 +387,11 @@ export class WebhookRunner {
       }
     }
   }
+}
+
+/** Whether attempting the delivery sends a request (or only ends it: its webhook or event is gone). */
+function needsRequest(d: DueDelivery): boolean {
+  return d.active && !d.deleted && Date.now() < d.expiresAt && d.attemptCount < d.maxAttempts;
 }
 
 /**

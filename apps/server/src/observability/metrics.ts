@@ -64,12 +64,21 @@ export interface Metrics {
   attemptFinished(result: AttemptResult, seconds: number): void;
   /** A delivery succeeded, `seconds` after its event was pushed. */
   deliverySucceeded(seconds: number): void;
+  /** A webhook was deactivated by the server: the receiver answered 410 Gone, or failed for too long. */
+  webhookDisabled(reason: AutoDisableReason): void;
+  /** A due delivery waited for its webhook's rate limit or pace, or for a pause the receiver asked for: no attempt used. */
+  deliveryPostponed(reason: PostponeReason): void;
   /** Counts `send` as in flight while it runs. */
   inFlight<T>(send: () => Promise<T>): Promise<T>;
   /** Where queue depth and webhook counts come from, read when scraped. */
   setDatabaseStats(source: () => Promise<DatabaseStats | undefined>): void;
   setReadiness(source: () => Readiness): void;
 }
+
+export const AUTO_DISABLE_REASONS = ["gone", "failing"] as const;
+export type AutoDisableReason = (typeof AUTO_DISABLE_REASONS)[number];
+export const POSTPONE_REASONS = ["rate_limit", "paused"] as const;
+export type PostponeReason = (typeof POSTPONE_REASONS)[number];
 
 /** "2xx" … "5xx" by status code, "timeout", or "error" when no response came. */
 export type AttemptResult = `${number}xx` | "timeout" | "error" | "blocked";
@@ -143,6 +152,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   // Every outcome exported from the start, so that rate() and ratios work before the first failure.
   for (const outcome of DELIVERY_OUTCOMES) deliveries.inc({ outcome }, 0);
+  const webhooksDisabled = new Counter({
+    name: "httpqueue_webhooks_disabled_total",
+    help: "Webhooks deactivated by the server, by reason: gone (410 answer), failing (AUTO_DISABLE_AFTER).",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of AUTO_DISABLE_REASONS) webhooksDisabled.inc({ reason }, 0);
+  const postponed = new Counter({
+    name: "httpqueue_deliveries_postponed_total",
+    help: "Due deliveries held back (no attempt used, not a failure), by reason: rate_limit (the webhook's rate limit or pace), paused (Retry-After).",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of POSTPONE_REASONS) postponed.inc({ reason }, 0);
   const attemptSeconds = new Histogram({
     name: "httpqueue_delivery_attempt_duration_seconds",
     help: "Duration of each HTTP delivery attempt, by result (2xx, 4xx, 5xx, ..., timeout, error, blocked).",
@@ -284,6 +307,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     deliveryOutcome(outcome, count = 1) {
       if (count > 0) deliveries.inc({ outcome }, count);
+    },
+    webhookDisabled(reason) {
+      webhooksDisabled.inc({ reason });
+    },
+    deliveryPostponed(reason) {
+      postponed.inc({ reason });
     },
     attemptFinished(result, seconds) {
       attemptSeconds.observe({ result }, seconds);

@@ -94,6 +94,118 @@ export function deliveryStatusToJSON(object: DeliveryStatus): string {
   }
 }
 
+/** Ordering says whether a webhook's deliveries may overtake one another. */
+export enum Ordering {
+  /**
+   * ORDERING_NONE - Deliveries are made as they come, several at once, a retry not holding
+   * back later events.
+   */
+  ORDERING_NONE = 0,
+  /**
+   * ORDERING_BY_KEY - Deliveries with the same ordering_key (see PushEventRequest) are made one
+   * after another in push order: one that is retrying holds back the later
+   * ones with its key until it ends. Other keys flow meanwhile; events pushed
+   * without a key share one order.
+   */
+  ORDERING_BY_KEY = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function orderingFromJSON(object: any): Ordering {
+  switch (object) {
+    case 0:
+    case "ORDERING_NONE":
+      return Ordering.ORDERING_NONE;
+    case 1:
+    case "ORDERING_BY_KEY":
+      return Ordering.ORDERING_BY_KEY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Ordering.UNRECOGNIZED;
+  }
+}
+
+export function orderingToJSON(object: Ordering): string {
+  switch (object) {
+    case Ordering.ORDERING_NONE:
+      return "ORDERING_NONE";
+    case Ordering.ORDERING_BY_KEY:
+      return "ORDERING_BY_KEY";
+    case Ordering.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** DisabledReason says why a webhook is not active. */
+export enum DisabledReason {
+  /** DISABLED_REASON_UNSPECIFIED - Active, or made inactive when it was registered. */
+  DISABLED_REASON_UNSPECIFIED = 0,
+  /** DISABLED_REASON_MANUAL - Deactivated through UpdateWebhook. */
+  DISABLED_REASON_MANUAL = 1,
+  /** DISABLED_REASON_GONE - The receiver answered 410 Gone. */
+  DISABLED_REASON_GONE = 2,
+  /**
+   * DISABLED_REASON_FAILING - Every attempt failed for AUTO_DISABLE_AFTER (and at least
+   * AUTO_DISABLE_MIN_FAILURES attempts).
+   */
+  DISABLED_REASON_FAILING = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function disabledReasonFromJSON(object: any): DisabledReason {
+  switch (object) {
+    case 0:
+    case "DISABLED_REASON_UNSPECIFIED":
+      return DisabledReason.DISABLED_REASON_UNSPECIFIED;
+    case 1:
+    case "DISABLED_REASON_MANUAL":
+      return DisabledReason.DISABLED_REASON_MANUAL;
+    case 2:
+    case "DISABLED_REASON_GONE":
+      return DisabledReason.DISABLED_REASON_GONE;
+    case 3:
+    case "DISABLED_REASON_FAILING":
+      return DisabledReason.DISABLED_REASON_FAILING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DisabledReason.UNRECOGNIZED;
+  }
+}
+
+export function disabledReasonToJSON(object: DisabledReason): string {
+  switch (object) {
+    case DisabledReason.DISABLED_REASON_UNSPECIFIED:
+      return "DISABLED_REASON_UNSPECIFIED";
+    case DisabledReason.DISABLED_REASON_MANUAL:
+      return "DISABLED_REASON_MANUAL";
+    case DisabledReason.DISABLED_REASON_GONE:
+      return "DISABLED_REASON_GONE";
+    case DisabledReason.DISABLED_REASON_FAILING:
+      return "DISABLED_REASON_FAILING";
+    case DisabledReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** RetryPolicy is when a webhook's failed deliveries are tried again. */
+export interface RetryPolicy {
+  /**
+   * Delays before the 2nd, 3rd, ... attempt, in seconds, each 1 to 86400; the
+   * last one repeats. Empty: the server's schedule (RETRY_SCHEDULE). Each delay
+   * is varied by the server's jitter (RETRY_JITTER).
+   */
+  scheduleSeconds: number[];
+  /**
+   * Attempts per delivery, 1 to 50 (the first included); 0: the server's
+   * default (MAX_ATTEMPTS).
+   */
+  maxAttempts: number;
+}
+
 /** Webhook is a registered HTTP endpoint for one namespace/event pair. */
 export interface Webhook {
   id: string;
@@ -109,7 +221,43 @@ export interface Webhook {
   active: boolean;
   description: string;
   createdAt?: Date | undefined;
-  updatedAt?: Date | undefined;
+  updatedAt?:
+    | Date
+    | undefined;
+  /** Unset: the server's defaults. */
+  retryPolicy?:
+    | RetryPolicy
+    | undefined;
+  /** Most requests a second to this webhook, across every server; 0: no limit. */
+  rateLimitPerSecond: number;
+  /**
+   * Most requests in flight at once to this webhook, per server; 0: the
+   * server's default (WEBHOOK_MAX_IN_FLIGHT).
+   */
+  maxInFlight: number;
+  ordering: Ordering;
+  /** Output only: why it is not active. */
+  disabledReason: DisabledReason;
+  /** Output only: when it was deactivated. */
+  disabledAt?:
+    | Date
+    | undefined;
+  /** Output only: since when every attempt has failed; unset after a success. */
+  failingSince?:
+    | Date
+    | undefined;
+  /**
+   * Output only: the pace the receiver was slowed to after answering 429,
+   * 502, 503 or 504 without Retry-After, in requests a second; 0 when not
+   * slowed. Recorded when a server hands the webhook on: up to a few seconds
+   * old.
+   */
+  pacePerSecond: number;
+  /**
+   * Output only: no delivery is attempted before then (the receiver answered
+   * 429 or 503 with Retry-After).
+   */
+  pausedUntil?: Date | undefined;
 }
 
 export interface Webhook_HeadersEntry {
@@ -129,7 +277,11 @@ export interface Event {
   metadata: { [key: string]: string };
   idempotencyKey: string;
   createdAt?: Date | undefined;
-  expiresAt?: Date | undefined;
+  expiresAt?:
+    | Date
+    | undefined;
+  /** See PushEventRequest. */
+  orderingKey: string;
 }
 
 export interface Event_MetadataEntry {
@@ -175,6 +327,15 @@ export interface RegisterWebhookRequest {
   /** True when not set. */
   active?: boolean | undefined;
   description: string;
+  /** Unset: the server's defaults. */
+  retryPolicy?:
+    | RetryPolicy
+    | undefined;
+  /** 0 to 100000 requests a second; 0: no limit. */
+  rateLimitPerSecond: number;
+  /** 0 to 1000; 0: the server's default. */
+  maxInFlight: number;
+  ordering: Ordering;
 }
 
 export interface RegisterWebhookRequest_HeadersEntry {
@@ -217,9 +378,25 @@ export interface UpdateWebhookRequest {
     | undefined;
   /** When set, replaces all custom headers (an empty map clears them). */
   headers?: HeaderMap | undefined;
-  timeout?: number | undefined;
+  timeout?:
+    | number
+    | undefined;
+  /**
+   * Deactivating cancels the pending deliveries; activating starts the
+   * webhook clean (no disabled reason, failure streak, pause or pace).
+   */
   active?: boolean | undefined;
-  description?: string | undefined;
+  description?:
+    | string
+    | undefined;
+  /**
+   * When set, replaces the policy; an empty one restores the server's defaults.
+   * Applies to the deliveries not yet ended too.
+   */
+  retryPolicy?: RetryPolicy | undefined;
+  rateLimitPerSecond?: number | undefined;
+  maxInFlight?: number | undefined;
+  ordering?: Ordering | undefined;
 }
 
 export interface UpdateWebhookResponse {
@@ -267,6 +444,12 @@ export interface PushEventRequest {
    * first event's id with duplicate = true and delivers nothing new.
    */
   idempotencyKey: string;
+  /**
+   * For webhooks with ORDERING_BY_KEY: events with the same key are delivered
+   * one after another, in push order. At most 255 visible ASCII characters;
+   * empty is a key too.
+   */
+  orderingKey: string;
 }
 
 export interface PushEventRequest_MetadataEntry {
@@ -311,6 +494,113 @@ export interface GetWebhookStatusResponse {
   nextPageToken: string;
 }
 
+function createBaseRetryPolicy(): RetryPolicy {
+  return { scheduleSeconds: [], maxAttempts: 0 };
+}
+
+export const RetryPolicy: MessageFns<RetryPolicy> = {
+  encode(message: RetryPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scheduleSeconds.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.scheduleSeconds) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.maxAttempts !== 0) {
+      writer.uint32(16).int32(message.maxAttempts);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.scheduleSeconds.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.scheduleSeconds.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxAttempts = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryPolicy {
+    return {
+      scheduleSeconds: globalThis.Array.isArray(object?.scheduleSeconds)
+        ? object.scheduleSeconds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.schedule_seconds)
+        ? object.schedule_seconds.map((e: any) => globalThis.Number(e))
+        : [],
+      maxAttempts: isSet(object.maxAttempts)
+        ? globalThis.Number(object.maxAttempts)
+        : isSet(object.max_attempts)
+        ? globalThis.Number(object.max_attempts)
+        : 0,
+    };
+  },
+
+  toJSON(message: RetryPolicy): unknown {
+    const obj: any = {};
+    if (message.scheduleSeconds?.length) {
+      obj.scheduleSeconds = message.scheduleSeconds.map((e) => Math.round(e));
+    }
+    if (message.maxAttempts !== 0) {
+      obj.maxAttempts = Math.round(message.maxAttempts);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetryPolicy>, I>>(base?: I): RetryPolicy {
+    return RetryPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetryPolicy>, I>>(object: I): RetryPolicy {
+    const message = createBaseRetryPolicy();
+    message.scheduleSeconds = object.scheduleSeconds?.map((e) => e) || [];
+    message.maxAttempts = object.maxAttempts ?? 0;
+    return message;
+  },
+};
+
 function createBaseWebhook(): Webhook {
   return {
     id: "",
@@ -324,6 +614,15 @@ function createBaseWebhook(): Webhook {
     description: "",
     createdAt: undefined,
     updatedAt: undefined,
+    retryPolicy: undefined,
+    rateLimitPerSecond: 0,
+    maxInFlight: 0,
+    ordering: 0,
+    disabledReason: 0,
+    disabledAt: undefined,
+    failingSince: undefined,
+    pacePerSecond: 0,
+    pausedUntil: undefined,
   };
 }
 
@@ -361,6 +660,33 @@ export const Webhook: MessageFns<Webhook> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(90).fork()).join();
+    }
+    if (message.retryPolicy !== undefined) {
+      RetryPolicy.encode(message.retryPolicy, writer.uint32(98).fork()).join();
+    }
+    if (message.rateLimitPerSecond !== 0) {
+      writer.uint32(104).int32(message.rateLimitPerSecond);
+    }
+    if (message.maxInFlight !== 0) {
+      writer.uint32(112).int32(message.maxInFlight);
+    }
+    if (message.ordering !== 0) {
+      writer.uint32(120).int32(message.ordering);
+    }
+    if (message.disabledReason !== 0) {
+      writer.uint32(128).int32(message.disabledReason);
+    }
+    if (message.disabledAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.disabledAt), writer.uint32(138).fork()).join();
+    }
+    if (message.failingSince !== undefined) {
+      Timestamp.encode(toTimestamp(message.failingSince), writer.uint32(146).fork()).join();
+    }
+    if (message.pacePerSecond !== 0) {
+      writer.uint32(153).double(message.pacePerSecond);
+    }
+    if (message.pausedUntil !== undefined) {
+      Timestamp.encode(toTimestamp(message.pausedUntil), writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -469,6 +795,78 @@ export const Webhook: MessageFns<Webhook> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.rateLimitPerSecond = reader.int32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.maxInFlight = reader.int32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.ordering = reader.int32() as any;
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.disabledReason = reader.int32() as any;
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.disabledAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.failingSince = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 19: {
+            if (tag !== 153) {
+              break;
+            }
+
+            message.pacePerSecond = reader.double();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.pausedUntil = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -515,6 +913,47 @@ export const Webhook: MessageFns<Webhook> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      retryPolicy: isSet(object.retryPolicy)
+        ? RetryPolicy.fromJSON(object.retryPolicy)
+        : isSet(object.retry_policy)
+        ? RetryPolicy.fromJSON(object.retry_policy)
+        : undefined,
+      rateLimitPerSecond: isSet(object.rateLimitPerSecond)
+        ? globalThis.Number(object.rateLimitPerSecond)
+        : isSet(object.rate_limit_per_second)
+        ? globalThis.Number(object.rate_limit_per_second)
+        : 0,
+      maxInFlight: isSet(object.maxInFlight)
+        ? globalThis.Number(object.maxInFlight)
+        : isSet(object.max_in_flight)
+        ? globalThis.Number(object.max_in_flight)
+        : 0,
+      ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : 0,
+      disabledReason: isSet(object.disabledReason)
+        ? disabledReasonFromJSON(object.disabledReason)
+        : isSet(object.disabled_reason)
+        ? disabledReasonFromJSON(object.disabled_reason)
+        : 0,
+      disabledAt: isSet(object.disabledAt)
+        ? fromJsonTimestamp(object.disabledAt)
+        : isSet(object.disabled_at)
+        ? fromJsonTimestamp(object.disabled_at)
+        : undefined,
+      failingSince: isSet(object.failingSince)
+        ? fromJsonTimestamp(object.failingSince)
+        : isSet(object.failing_since)
+        ? fromJsonTimestamp(object.failing_since)
+        : undefined,
+      pacePerSecond: isSet(object.pacePerSecond)
+        ? globalThis.Number(object.pacePerSecond)
+        : isSet(object.pace_per_second)
+        ? globalThis.Number(object.pace_per_second)
+        : 0,
+      pausedUntil: isSet(object.pausedUntil)
+        ? fromJsonTimestamp(object.pausedUntil)
+        : isSet(object.paused_until)
+        ? fromJsonTimestamp(object.paused_until)
+        : undefined,
     };
   },
 
@@ -559,6 +998,33 @@ export const Webhook: MessageFns<Webhook> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.retryPolicy !== undefined) {
+      obj.retryPolicy = RetryPolicy.toJSON(message.retryPolicy);
+    }
+    if (message.rateLimitPerSecond !== 0) {
+      obj.rateLimitPerSecond = Math.round(message.rateLimitPerSecond);
+    }
+    if (message.maxInFlight !== 0) {
+      obj.maxInFlight = Math.round(message.maxInFlight);
+    }
+    if (message.ordering !== 0) {
+      obj.ordering = orderingToJSON(message.ordering);
+    }
+    if (message.disabledReason !== 0) {
+      obj.disabledReason = disabledReasonToJSON(message.disabledReason);
+    }
+    if (message.disabledAt !== undefined) {
+      obj.disabledAt = message.disabledAt.toISOString();
+    }
+    if (message.failingSince !== undefined) {
+      obj.failingSince = message.failingSince.toISOString();
+    }
+    if (message.pacePerSecond !== 0) {
+      obj.pacePerSecond = floatToJson(message.pacePerSecond);
+    }
+    if (message.pausedUntil !== undefined) {
+      obj.pausedUntil = message.pausedUntil.toISOString();
+    }
     return obj;
   },
 
@@ -586,6 +1052,17 @@ export const Webhook: MessageFns<Webhook> = {
     message.description = object.description ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
+      ? RetryPolicy.fromPartial(object.retryPolicy)
+      : undefined;
+    message.rateLimitPerSecond = object.rateLimitPerSecond ?? 0;
+    message.maxInFlight = object.maxInFlight ?? 0;
+    message.ordering = object.ordering ?? 0;
+    message.disabledReason = object.disabledReason ?? 0;
+    message.disabledAt = object.disabledAt ?? undefined;
+    message.failingSince = object.failingSince ?? undefined;
+    message.pacePerSecond = object.pacePerSecond ?? 0;
+    message.pausedUntil = object.pausedUntil ?? undefined;
     return message;
   },
 };
@@ -686,6 +1163,7 @@ function createBaseEvent(): Event {
     idempotencyKey: "",
     createdAt: undefined,
     expiresAt: undefined,
+    orderingKey: "",
   };
 }
 
@@ -717,6 +1195,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(74).fork()).join();
+    }
+    if (message.orderingKey !== "") {
+      writer.uint32(82).string(message.orderingKey);
     }
     return writer;
   },
@@ -809,6 +1290,14 @@ export const Event: MessageFns<Event> = {
             message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.orderingKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -861,6 +1350,11 @@ export const Event: MessageFns<Event> = {
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      orderingKey: isSet(object.orderingKey)
+        ? globalThis.String(object.orderingKey)
+        : isSet(object.ordering_key)
+        ? globalThis.String(object.ordering_key)
+        : "",
     };
   },
 
@@ -899,6 +1393,9 @@ export const Event: MessageFns<Event> = {
     if (message.expiresAt !== undefined) {
       obj.expiresAt = message.expiresAt.toISOString();
     }
+    if (message.orderingKey !== "") {
+      obj.orderingKey = message.orderingKey;
+    }
     return obj;
   },
 
@@ -924,6 +1421,7 @@ export const Event: MessageFns<Event> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.createdAt = object.createdAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
+    message.orderingKey = object.orderingKey ?? "";
     return message;
   },
 };
@@ -1333,7 +1831,20 @@ export const Delivery: MessageFns<Delivery> = {
 };
 
 function createBaseRegisterWebhookRequest(): RegisterWebhookRequest {
-  return { namespace: "", event: "", url: "", method: "", headers: {}, timeout: 0, active: undefined, description: "" };
+  return {
+    namespace: "",
+    event: "",
+    url: "",
+    method: "",
+    headers: {},
+    timeout: 0,
+    active: undefined,
+    description: "",
+    retryPolicy: undefined,
+    rateLimitPerSecond: 0,
+    maxInFlight: 0,
+    ordering: 0,
+  };
 }
 
 export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
@@ -1361,6 +1872,18 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     }
     if (message.description !== "") {
       writer.uint32(66).string(message.description);
+    }
+    if (message.retryPolicy !== undefined) {
+      RetryPolicy.encode(message.retryPolicy, writer.uint32(74).fork()).join();
+    }
+    if (message.rateLimitPerSecond !== 0) {
+      writer.uint32(80).int32(message.rateLimitPerSecond);
+    }
+    if (message.maxInFlight !== 0) {
+      writer.uint32(88).int32(message.maxInFlight);
+    }
+    if (message.ordering !== 0) {
+      writer.uint32(96).int32(message.ordering);
     }
     return writer;
   },
@@ -1445,6 +1968,38 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
             message.description = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.rateLimitPerSecond = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.maxInFlight = reader.int32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.ordering = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1480,6 +2035,22 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
       timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
       active: isSet(object.active) ? globalThis.Boolean(object.active) : undefined,
       description: isSet(object.description) ? globalThis.String(object.description) : "",
+      retryPolicy: isSet(object.retryPolicy)
+        ? RetryPolicy.fromJSON(object.retryPolicy)
+        : isSet(object.retry_policy)
+        ? RetryPolicy.fromJSON(object.retry_policy)
+        : undefined,
+      rateLimitPerSecond: isSet(object.rateLimitPerSecond)
+        ? globalThis.Number(object.rateLimitPerSecond)
+        : isSet(object.rate_limit_per_second)
+        ? globalThis.Number(object.rate_limit_per_second)
+        : 0,
+      maxInFlight: isSet(object.maxInFlight)
+        ? globalThis.Number(object.maxInFlight)
+        : isSet(object.max_in_flight)
+        ? globalThis.Number(object.max_in_flight)
+        : 0,
+      ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : 0,
     };
   },
 
@@ -1515,6 +2086,18 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     if (message.description !== "") {
       obj.description = message.description;
     }
+    if (message.retryPolicy !== undefined) {
+      obj.retryPolicy = RetryPolicy.toJSON(message.retryPolicy);
+    }
+    if (message.rateLimitPerSecond !== 0) {
+      obj.rateLimitPerSecond = Math.round(message.rateLimitPerSecond);
+    }
+    if (message.maxInFlight !== 0) {
+      obj.maxInFlight = Math.round(message.maxInFlight);
+    }
+    if (message.ordering !== 0) {
+      obj.ordering = orderingToJSON(message.ordering);
+    }
     return obj;
   },
 
@@ -1539,6 +2122,12 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     message.timeout = object.timeout ?? 0;
     message.active = object.active ?? undefined;
     message.description = object.description ?? "";
+    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
+      ? RetryPolicy.fromPartial(object.retryPolicy)
+      : undefined;
+    message.rateLimitPerSecond = object.rateLimitPerSecond ?? 0;
+    message.maxInFlight = object.maxInFlight ?? 0;
+    message.ordering = object.ordering ?? 0;
     return message;
   },
 };
@@ -1952,6 +2541,10 @@ function createBaseUpdateWebhookRequest(): UpdateWebhookRequest {
     timeout: undefined,
     active: undefined,
     description: undefined,
+    retryPolicy: undefined,
+    rateLimitPerSecond: undefined,
+    maxInFlight: undefined,
+    ordering: undefined,
   };
 }
 
@@ -1977,6 +2570,18 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     }
     if (message.description !== undefined) {
       writer.uint32(58).string(message.description);
+    }
+    if (message.retryPolicy !== undefined) {
+      RetryPolicy.encode(message.retryPolicy, writer.uint32(66).fork()).join();
+    }
+    if (message.rateLimitPerSecond !== undefined) {
+      writer.uint32(72).int32(message.rateLimitPerSecond);
+    }
+    if (message.maxInFlight !== undefined) {
+      writer.uint32(80).int32(message.maxInFlight);
+    }
+    if (message.ordering !== undefined) {
+      writer.uint32(88).int32(message.ordering);
     }
     return writer;
   },
@@ -2050,6 +2655,38 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
             message.description = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.rateLimitPerSecond = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxInFlight = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.ordering = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2075,6 +2712,22 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
       timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : undefined,
       active: isSet(object.active) ? globalThis.Boolean(object.active) : undefined,
       description: isSet(object.description) ? globalThis.String(object.description) : undefined,
+      retryPolicy: isSet(object.retryPolicy)
+        ? RetryPolicy.fromJSON(object.retryPolicy)
+        : isSet(object.retry_policy)
+        ? RetryPolicy.fromJSON(object.retry_policy)
+        : undefined,
+      rateLimitPerSecond: isSet(object.rateLimitPerSecond)
+        ? globalThis.Number(object.rateLimitPerSecond)
+        : isSet(object.rate_limit_per_second)
+        ? globalThis.Number(object.rate_limit_per_second)
+        : undefined,
+      maxInFlight: isSet(object.maxInFlight)
+        ? globalThis.Number(object.maxInFlight)
+        : isSet(object.max_in_flight)
+        ? globalThis.Number(object.max_in_flight)
+        : undefined,
+      ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : undefined,
     };
   },
 
@@ -2101,6 +2754,18 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     if (message.description !== undefined) {
       obj.description = message.description;
     }
+    if (message.retryPolicy !== undefined) {
+      obj.retryPolicy = RetryPolicy.toJSON(message.retryPolicy);
+    }
+    if (message.rateLimitPerSecond !== undefined) {
+      obj.rateLimitPerSecond = Math.round(message.rateLimitPerSecond);
+    }
+    if (message.maxInFlight !== undefined) {
+      obj.maxInFlight = Math.round(message.maxInFlight);
+    }
+    if (message.ordering !== undefined) {
+      obj.ordering = orderingToJSON(message.ordering);
+    }
     return obj;
   },
 
@@ -2118,6 +2783,12 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     message.timeout = object.timeout ?? undefined;
     message.active = object.active ?? undefined;
     message.description = object.description ?? undefined;
+    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
+      ? RetryPolicy.fromPartial(object.retryPolicy)
+      : undefined;
+    message.rateLimitPerSecond = object.rateLimitPerSecond ?? undefined;
+    message.maxInFlight = object.maxInFlight ?? undefined;
+    message.ordering = object.ordering ?? undefined;
     return message;
   },
 };
@@ -2554,7 +3225,7 @@ export const ListWebhooksResponse: MessageFns<ListWebhooksResponse> = {
 };
 
 function createBasePushEventRequest(): PushEventRequest {
-  return { namespace: "", event: "", payload: "", ttlSeconds: 0, metadata: {}, idempotencyKey: "" };
+  return { namespace: "", event: "", payload: "", ttlSeconds: 0, metadata: {}, idempotencyKey: "", orderingKey: "" };
 }
 
 export const PushEventRequest: MessageFns<PushEventRequest> = {
@@ -2576,6 +3247,9 @@ export const PushEventRequest: MessageFns<PushEventRequest> = {
     });
     if (message.idempotencyKey !== "") {
       writer.uint32(50).string(message.idempotencyKey);
+    }
+    if (message.orderingKey !== "") {
+      writer.uint32(58).string(message.orderingKey);
     }
     return writer;
   },
@@ -2644,6 +3318,14 @@ export const PushEventRequest: MessageFns<PushEventRequest> = {
             message.idempotencyKey = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.orderingKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2685,6 +3367,11 @@ export const PushEventRequest: MessageFns<PushEventRequest> = {
         : isSet(object.idempotency_key)
         ? globalThis.String(object.idempotency_key)
         : "",
+      orderingKey: isSet(object.orderingKey)
+        ? globalThis.String(object.orderingKey)
+        : isSet(object.ordering_key)
+        ? globalThis.String(object.ordering_key)
+        : "",
     };
   },
 
@@ -2714,6 +3401,9 @@ export const PushEventRequest: MessageFns<PushEventRequest> = {
     if (message.idempotencyKey !== "") {
       obj.idempotencyKey = message.idempotencyKey;
     }
+    if (message.orderingKey !== "") {
+      obj.orderingKey = message.orderingKey;
+    }
     return obj;
   },
 
@@ -2736,6 +3426,7 @@ export const PushEventRequest: MessageFns<PushEventRequest> = {
       {},
     );
     message.idempotencyKey = object.idempotencyKey ?? "";
+    message.orderingKey = object.orderingKey ?? "";
     return message;
   },
 };
@@ -3351,6 +4042,8 @@ export const WebhookServiceService = {
   /**
    * PushEvent stores an event and queues its delivery to every active webhook
    * registered for its namespace/event. Once it returns, the event is durable.
+   * The namespace "httpqueue" is reserved for the server's own events
+   * (webhook.disabled, webhook.failing, webhook.recovered).
    */
   pushEvent: {
     path: "/httpqueue.v1.WebhookService/PushEvent" as const,
@@ -3396,6 +4089,8 @@ export interface WebhookServiceServer extends UntypedServiceImplementation {
   /**
    * PushEvent stores an event and queues its delivery to every active webhook
    * registered for its namespace/event. Once it returns, the event is durable.
+   * The namespace "httpqueue" is reserved for the server's own events
+   * (webhook.disabled, webhook.failing, webhook.recovered).
    */
   pushEvent: handleUnaryCall<PushEventRequest, PushEventResponse>;
   /** GetWebhookStatus reports deliveries, either of one webhook or of one event. */
@@ -3479,6 +4174,8 @@ export interface WebhookServiceClient extends Client {
   /**
    * PushEvent stores an event and queues its delivery to every active webhook
    * registered for its namespace/event. Once it returns, the event is durable.
+   * The namespace "httpqueue" is reserved for the server's own events
+   * (webhook.disabled, webhook.failing, webhook.recovered).
    */
   pushEvent(
     request: PushEventRequest,
@@ -3521,6 +4218,10 @@ export const WebhookServiceClient = makeGenericClientConstructor(
   service: typeof WebhookServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -1,0 +1,96 @@
+import type { PostponeReason } from "../observability/metrics.js";
+
+/**
+ * How fast a runner may send to its webhook: the webhook's rate limit, the
+ * pace it was slowed to because the receiver was overloaded, and a pause the
+ * receiver asked for. Only the server that holds the webhook (its row in
+ * webhook_runners) sends to it, so this state lives in that runner; it is
+ * read from the webhook's row when a runner takes the webhook and written
+ * back when it lets go, so that the next runner, on any server, goes on from
+ * it (no burst at a hand-over).
+ */
+export interface PaceState {
+  /** No request before then (ms since the epoch); null: not paused. */
+  pausedUntil: number | null;
+  /** Requests a second the receiver was slowed to; null: not slowed. */
+  pace: number | null;
+  /** The rate limit's next free slot (ms since the epoch); null: now. */
+  nextSendAt: number | null;
+}
+
+/** The slowest pace: one request a second. */
+export const MIN_PACE = 1;
+/** A pace above this (with no rate limit below it) is no longer a limit. */
+export const PACE_LIFTED = 1_000;
+/** Halve at most once in this long: the answers to requests sent at the old pace come in together. */
+const HALVING_MS = 1_000;
+/** Each success raises the pace by this share of itself (at least one request a second). */
+const RECOVERY_STEP = 0.1;
+
+export class Pace {
+  /** Requests a second; 0: no limit. Set from the webhook's row as deliveries are read. */
+  rateLimit = 0;
+  private pausedUntil: number;
+  private pace: number | null;
+  private nextSendAt: number;
+  private lastHalving = -Infinity;
+  /** When the latest requests were started (the last second's), to know the rate being slowed from. */
+  private readonly recent: number[] = [];
+
+  constructor(state: PaceState) {
+    this.pausedUntil = state.pausedUntil ?? 0;
+    this.pace = state.pace;
+    this.nextSendAt = state.nextSendAt ?? 0;
+  }
+
+  /** Requests a second allowed now; Infinity: no limit. */
+  rate(): number {
+    return Math.min(this.rateLimit > 0 ? this.rateLimit : Infinity, this.pace ?? Infinity);
+  }
+
+  /** How long the next request must wait, and why; undefined: it may start now. */
+  hold(now: number): { ms: number; reason: PostponeReason } | undefined {
+    if (this.pausedUntil > now) return { ms: this.pausedUntil - now, reason: "paused" };
+    if (Number.isFinite(this.rate()) && this.nextSendAt > now) {
+      return { ms: this.nextSendAt - now, reason: "rate_limit" };
+    }
+    return undefined;
+  }
+
+  /** A request starts now: the next one waits its turn. */
+  take(now: number): void {
+    const rate = this.rate();
+    if (Number.isFinite(rate)) this.nextSendAt = Math.max(this.nextSendAt, now) + 1000 / rate;
+    this.recent.push(now);
+    while (this.recent.length > 0 && (this.recent[0] ?? now) <= now - 1000) this.recent.shift();
+  }
+
+  /** The receiver asked for a pause (Retry-After). */
+  pause(until: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, until);
+  }
+
+  /** The receiver is overloaded: halve the pace (from the rate of the last second when not yet slowed). */
+  slow(now: number): void {
+    if (now - this.lastHalving < HALVING_MS) return;
+    this.lastHalving = now;
+    const from = Math.min(this.rate(), Math.max(this.recent.filter((t) => t > now - 1000).length, MIN_PACE));
+    this.pace = Math.max(MIN_PACE, from / 2);
+  }
+
+  /** A request succeeded: the pace recovers a step; once above the rate limit (or PACE_LIFTED), it is lifted. */
+  ok(): void {
+    if (this.pace === null) return;
+    this.pace += Math.max(1, this.pace * RECOVERY_STEP);
+    if (this.pace >= (this.rateLimit > 0 ? this.rateLimit : PACE_LIFTED)) this.pace = null;
+  }
+
+  /** What to keep on the webhook's row when letting go. */
+  state(now: number): PaceState {
+    return {
+      pausedUntil: this.pausedUntil > now ? this.pausedUntil : null,
+      pace: this.pace,
+      nextSendAt: this.nextSendAt > now ? this.nextSendAt : null,
+    };
+  }
+}
