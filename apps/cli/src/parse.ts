@@ -38,6 +38,25 @@ export function parsePositiveInt(text: string): number {
   return Number(text);
 }
 
+/** A whole number of at least 0. */
+export function parseCount(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) {
+    throw new InvalidArgumentError("It must be a whole number (0 or more).");
+  }
+  return Number(text);
+}
+
+const DELAY_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+/** "1s,10s,1m,1h" → [1, 10, 60, 3600] (seconds; a bare number is seconds). */
+export function parseRetrySchedule(text: string): number[] {
+  return text.split(",").map((part) => {
+    const match = /^(\d+)(s|m|h)?$/.exec(part.trim());
+    if (!match) throw new InvalidArgumentError(`"${part.trim()}": use durations such as 1s,10s,1m,1h, comma-separated.`);
+    return Number(match[1]) * DELAY_SECONDS[(match[2] ?? "s") as keyof typeof DELAY_SECONDS];
+  });
+}
+
 /** Collects repeated `--header "Name: value"` options into an object. */
 export function collectHeader(text: string, previous: Record<string, string> = {}): Record<string, string> {
   const colon = text.indexOf(":");

@@ -29,7 +29,14 @@ interface DeliveryJson {
 }
 
 interface EventStatusJson {
-  event: { id: string; payload: string; ttlSeconds: number; metadata: Record<string, string>; idempotencyKey: string };
+  event: {
+    id: string;
+    payload: string;
+    ttlSeconds: number;
+    metadata: Record<string, string>;
+    idempotencyKey: string;
+    orderingKey: string;
+  };
   deliveries: DeliveryJson[];
 }
 
@@ -100,8 +107,11 @@ describe("webhookctl events push and status", () => {
     assert.equal(await bodyOf(await push([], { input: '["implicit", 4]' })), '["implicit", 4]');
   });
 
-  it("sends metadata, a time to live and an idempotency key", async () => {
-    const args = ["--metadata", "source=cli", "--metadata", "team=a=b", "--ttl", "1h", "--idempotency-key", "order-5"];
+  it("sends metadata, a time to live, an idempotency key and an ordering key", async () => {
+    const args = [
+      ...["--metadata", "source=cli", "--metadata", "team=a=b", "--ttl", "1h", "--idempotency-key", "order-5"],
+      ...["--ordering-key", "order-5-lines"],
+    ];
     const first = await okJson<{ eventId: string; duplicate: boolean }>(
       ["events", "push", "--namespace", "shop", "--event", "order", ...args, '{"id":5}'],
       { env },
@@ -117,8 +127,13 @@ describe("webhookctl events push and status", () => {
     );
     const status = await delivered(first.eventId);
     assert.deepEqual(
-      { metadata: status.event.metadata, ttl: status.event.ttlSeconds, key: status.event.idempotencyKey },
-      { metadata: { source: "cli", team: "a=b" }, ttl: 3600, key: "order-5" },
+      {
+        metadata: status.event.metadata,
+        ttl: status.event.ttlSeconds,
+        key: status.event.idempotencyKey,
+        ordering: status.event.orderingKey,
+      },
+      { metadata: { source: "cli", team: "a=b" }, ttl: 3600, key: "order-5", ordering: "order-5-lines" },
     );
     assert.equal(status.deliveries.length, 1, "the repeat delivered nothing new");
   });

@@ -131,6 +131,15 @@ describe("webhookctl webhooks", () => {
       "description",
       "createdAt",
       "updatedAt",
+      "retryPolicy",
+      "rateLimitPerSecond",
+      "maxInFlight",
+      "ordering",
+      "disabledReason",
+      "disabledAt",
+      "failingSince",
+      "pacePerSecond",
+      "pausedUntil",
     ]);
 
     assert.equal(await ok(["webhooks", "list", "--namespace", "nobody-here"], { env }), "No webhooks.\n");
@@ -191,6 +200,57 @@ describe("webhookctl webhooks", () => {
     const both = await runCli(["webhooks", "update", webhookId, "--header", "X: 1", "--clear-headers"], { env });
     assert.equal(both.code, 2);
     assert.match(both.stderr, /cannot be used with/);
+  });
+
+  it("register and update set the delivery policy, and get shows it", async () => {
+    const { webhookId, webhook } = await register("policy", "e", [
+      "--retry-schedule",
+      "1s,10s,1m",
+      "--max-attempts",
+      "5",
+      "--rate-limit",
+      "50",
+      "--max-in-flight",
+      "8",
+      "--ordered",
+    ]);
+    const policy = webhook as WebhookJson & Record<string, unknown>;
+    assert.deepEqual(
+      [policy.retryPolicy, policy.rateLimitPerSecond, policy.maxInFlight, policy.ordering, policy.disabledReason],
+      [{ scheduleSeconds: [1, 10, 60], maxAttempts: 5 }, 50, 8, "ORDERING_BY_KEY", "DISABLED_REASON_UNSPECIFIED"],
+    );
+    const human = await ok(["webhooks", "get", webhookId], { env });
+    assert.match(human, /^Retries {6}1s, 10s, 1m \(the last repeats\); 5 attempts$/m);
+    assert.match(human, /^Rate limit {3}50\/s$/m);
+    assert.match(human, /^In flight {4}at most 8 per server$/m);
+    assert.match(human, /^Ordering {5}by ordering key$/m);
+
+    // One part of the policy changes; the rest stays.
+    const changed = await okJson<{ webhook: Record<string, unknown> }>(
+      ["webhooks", "update", webhookId, "--max-attempts", "3", "--rate-limit", "0", "--unordered", "--inactive"],
+      { env },
+    );
+    assert.deepEqual(
+      [changed.webhook.retryPolicy, changed.webhook.rateLimitPerSecond, changed.webhook.ordering],
+      [{ scheduleSeconds: [1, 10, 60], maxAttempts: 3 }, 0, "ORDERING_NONE"],
+    );
+    assert.equal(changed.webhook.disabledReason, "DISABLED_REASON_MANUAL");
+    assert.match(await ok(["webhooks", "get", webhookId], { env }), /^Disabled {5}by hand, /m);
+    const reset = await okJson<{ webhook: Record<string, unknown> }>(
+      ["webhooks", "update", webhookId, "--default-retries", "--active"],
+      { env },
+    );
+    assert.equal(reset.webhook.retryPolicy, null);
+    assert.equal(reset.webhook.disabledReason, "DISABLED_REASON_UNSPECIFIED");
+
+    const bad = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "1s,fast"], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /"fast": use durations such as 1s,10s,1m,1h/);
+    const refused = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "2d"], { env });
+    assert.notEqual(refused.code, 0);
+    const tooLong = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "25h"], { env });
+    assert.equal(tooLong.code, 1, tooLong.stderr);
+    assert.match(tooLong.stderr, /retry_policy\.schedule_seconds\[0\]: must be between 1 and 86400 seconds/);
   });
 
   it("unregister removes the webhook; a second time is NOT_FOUND", async () => {

@@ -9,6 +9,7 @@ interface PushOptions {
   ttl?: number;
   metadata?: Record<string, string>;
   idempotencyKey?: string;
+  orderingKey?: string;
 }
 
 export function registerEventCommands(program: Command, cli: Cli): void {
@@ -37,6 +38,10 @@ Examples:
     )
     .option("--metadata <key=value>", "metadata stored with the event (repeatable)", collectKeyValue)
     .option("--idempotency-key <key>", "a repeat push with the same key (per namespace) delivers nothing new")
+    .option(
+      "--ordering-key <key>",
+      "to webhooks registered --ordered, events with the same key are delivered one after another, in push order",
+    )
     .addHelpText(
       "after",
       `
@@ -47,7 +52,8 @@ stdin is not a terminal).
 Examples:
   $ webhookctl events push --namespace user --event signup '{"id": 42, "email": "ada@example.com"}'
   $ webhookctl events push --namespace user --event signup @signup.json --idempotency-key signup-42
-  $ jq -c . signup.json | webhookctl events push --namespace user --event signup --ttl 1h -`,
+  $ jq -c . signup.json | webhookctl events push --namespace user --event signup --ttl 1h -
+  $ webhookctl events push --namespace order --event updated --ordering-key order-42 '{"id": 42, "state": "paid"}'`,
     )
     .action(
       cli.action<PushOptions>(async (ctx, o, [arg]) => {
@@ -59,6 +65,7 @@ Examples:
           ttlSeconds: o.ttl,
           metadata: o.metadata,
           idempotencyKey: o.idempotencyKey,
+          orderingKey: o.orderingKey,
         });
         ctx.print(
           () =>

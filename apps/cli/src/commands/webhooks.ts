@@ -1,10 +1,17 @@
 import { Option, type Command } from "commander";
-import type { DeliveryCount, UpdateWebhookRequest, Webhook } from "@httpqueue/sdk";
+import {
+  DisabledReason,
+  Ordering,
+  type DeliveryCount,
+  type RetryPolicy,
+  type UpdateWebhookRequest,
+  type Webhook,
+} from "@httpqueue/sdk";
 import { UsageError } from "../errors.js";
 import { countJson, webhookJson } from "../output/json.js";
 import { colorStatus, formatTime, oneLine, type Colors } from "../output/style.js";
 import { details, table } from "../output/table.js";
-import { collectHeader, parsePositiveInt } from "../parse.js";
+import { collectHeader, parseCount, parsePositiveInt, parseRetrySchedule } from "../parse.js";
 import type { Cli } from "../program.js";
 
 interface RegisterOptions {
@@ -16,6 +23,11 @@ interface RegisterOptions {
   timeout?: number;
   inactive?: boolean;
   description?: string;
+  retrySchedule?: number[];
+  maxAttempts?: number;
+  rateLimit?: number;
+  maxInFlight?: number;
+  ordered?: boolean;
 }
 
 interface ListOptions {
@@ -34,9 +46,35 @@ interface UpdateOptions {
   active?: boolean;
   inactive?: boolean;
   description?: string;
+  retrySchedule?: number[];
+  maxAttempts?: number;
+  defaultRetries?: boolean;
+  rateLimit?: number;
+  maxInFlight?: number;
+  ordered?: boolean;
+  unordered?: boolean;
 }
 
 const METHODS = "GET, POST, PUT, PATCH or DELETE";
+
+// The delivery policy's options, the same for register and update.
+const RETRY_SCHEDULE = {
+  flags: "--retry-schedule <delays>",
+  help: "delays before the 2nd, 3rd, ... attempt, comma-separated, e.g. 1s,10s,1m (each 1s to 24h; the last repeats; default: the server's)",
+};
+const MAX_ATTEMPTS = { flags: "--max-attempts <n>", help: "attempts per delivery, 1 to 50 (default: the server's)" };
+const RATE_LIMIT = {
+  flags: "--rate-limit <per-second>",
+  help: "most requests a second to this webhook, across all servers (default: no limit)",
+};
+const MAX_IN_FLIGHT = {
+  flags: "--max-in-flight <n>",
+  help: "most requests in flight at once, per server, 1 to 1000 (0: the server's default)",
+};
+const ORDERED = {
+  flags: "--ordered",
+  help: "deliver events with the same ordering key one after another, in push order (see events push --ordering-key)",
+};
 
 export function registerWebhookCommands(program: Command, cli: Cli): void {
   const webhooks = cli
@@ -64,6 +102,11 @@ Examples:
     )
     .option("--inactive", "register it inactive: it receives nothing until activated")
     .option("--description <text>", "free text for people")
+    .option(RETRY_SCHEDULE.flags, RETRY_SCHEDULE.help, parseRetrySchedule)
+    .option(MAX_ATTEMPTS.flags, MAX_ATTEMPTS.help, parsePositiveInt)
+    .option(RATE_LIMIT.flags, RATE_LIMIT.help, parseCount)
+    .option(MAX_IN_FLIGHT.flags, MAX_IN_FLIGHT.help, parseCount)
+    .option(ORDERED.flags, ORDERED.help)
     .addHelpText(
       "after",
       `
@@ -74,7 +117,9 @@ which checks each delivery's webhook-signature with it (see verifyWebhook in
 Examples:
   $ webhookctl webhooks register --namespace user --event signup \\
       --url https://example.com/hooks/signup --header 'Authorization: Bearer abc' --timeout 10
-  $ webhookctl webhooks register --namespace user --event signup --url https://example.com/h --json | jq -r .signingSecret`,
+  $ webhookctl webhooks register --namespace user --event signup --url https://example.com/h --json | jq -r .signingSecret
+  $ webhookctl webhooks register --namespace order --event updated --url https://example.com/orders \
+      --retry-schedule 1s,10s,1m --max-attempts 5 --rate-limit 50 --max-in-flight 8 --ordered`,
     )
     .action(
       cli.action<RegisterOptions>(async (ctx, o) => {
@@ -87,6 +132,13 @@ Examples:
           timeout: o.timeout,
           active: o.inactive ? false : undefined,
           description: o.description,
+          retryPolicy:
+            o.retrySchedule || o.maxAttempts
+              ? { scheduleSeconds: o.retrySchedule ?? [], maxAttempts: o.maxAttempts ?? 0 }
+              : undefined,
+          rateLimitPerSecond: o.rateLimit,
+          maxInFlight: o.maxInFlight,
+          ordering: o.ordered ? Ordering.ORDERING_BY_KEY : undefined,
         });
         ctx.print(
           () =>
@@ -171,12 +223,28 @@ Examples:
     .option("--active", "activate it")
     .addOption(new Option("--inactive", "deactivate it: pending deliveries are cancelled").conflicts("active"))
     .option("--description <text>", "new description (empty to clear)")
+    .option(RETRY_SCHEDULE.flags, RETRY_SCHEDULE.help, parseRetrySchedule)
+    .option(MAX_ATTEMPTS.flags, `${MAX_ATTEMPTS.help}; applies to deliveries not yet ended too`, parsePositiveInt)
+    .addOption(
+      new Option("--default-retries", "go back to the server's retry schedule and attempts").conflicts([
+        "retrySchedule",
+        "maxAttempts",
+      ]),
+    )
+    .option(RATE_LIMIT.flags, `${RATE_LIMIT.help}; 0 removes it`, parseCount)
+    .option(MAX_IN_FLIGHT.flags, MAX_IN_FLIGHT.help, parseCount)
+    .option(ORDERED.flags, ORDERED.help)
+    .addOption(new Option("--unordered", "deliver without keeping order").conflicts("ordered"))
     .addHelpText(
       "after",
       `
+Activating a webhook that was deactivated (by hand, or by the server: its
+receiver answered 410 Gone, or failed for AUTO_DISABLE_AFTER) starts it clean.
+
 Examples:
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --url https://example.com/v2/signup --timeout 15
-  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --inactive`,
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --inactive
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --max-attempts 3 --rate-limit 10`,
     )
     .action(
       cli.action<UpdateOptions>(async (ctx, o, [webhookId = ""]) => {
@@ -189,9 +257,22 @@ Examples:
         if (o.active) request.active = true;
         if (o.inactive) request.active = false;
         if (o.description !== undefined) request.description = o.description;
+        if (o.defaultRetries) request.retryPolicy = { scheduleSeconds: [], maxAttempts: 0 };
+        if (o.retrySchedule !== undefined || o.maxAttempts !== undefined) {
+          // The policy is replaced whole: keep what was not given.
+          const { webhook: current } = await ctx.client.getWebhookStatus({ webhookId, pageSize: 1 });
+          request.retryPolicy = {
+            scheduleSeconds: o.retrySchedule ?? current?.retryPolicy?.scheduleSeconds ?? [],
+            maxAttempts: o.maxAttempts ?? current?.retryPolicy?.maxAttempts ?? 0,
+          };
+        }
+        if (o.rateLimit !== undefined) request.rateLimitPerSecond = o.rateLimit;
+        if (o.maxInFlight !== undefined) request.maxInFlight = o.maxInFlight;
+        if (o.ordered) request.ordering = Ordering.ORDERING_BY_KEY;
+        if (o.unordered) request.ordering = Ordering.ORDERING_NONE;
         if (Object.keys(request).length === 1) {
           throw new UsageError(
-            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --timeout, --active, --inactive, --description",
+            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered",
           );
         }
         const { webhook, warnings } = await ctx.client.updateWebhook(request);
@@ -239,11 +320,48 @@ export function webhookDetails(c: Colors, w: Webhook | undefined, counts?: Deliv
     ["Timeout", `${w.timeout}s`],
     ["Active", w.active ? c.green("yes") : c.dim("no")],
     ["Description", w.description || "-"],
-    ["Created", formatTime(w.createdAt)],
-    ["Updated", formatTime(w.updatedAt)],
+    ["Retries", formatRetryPolicy(w.retryPolicy)],
+    ["Rate limit", w.rateLimitPerSecond > 0 ? `${w.rateLimitPerSecond}/s` : "none"],
+    ["In flight", w.maxInFlight > 0 ? `at most ${w.maxInFlight} per server` : "server default"],
+    ["Ordering", w.ordering === Ordering.ORDERING_BY_KEY ? "by ordering key" : "none"],
   ];
+  if (!w.active) fields.push(["Disabled", formatDisabled(w)]);
+  if (w.failingSince) fields.push(["Failing since", c.red(formatTime(w.failingSince))]);
+  if (w.pacePerSecond > 0) {
+    fields.push(["Pace", c.yellow(`slowed to ${formatRate(w.pacePerSecond)}/s (the receiver was overloaded)`)]);
+  }
+  if (w.pausedUntil) fields.push(["Paused until", c.yellow(`${formatTime(w.pausedUntil)} (Retry-After)`)]);
+  fields.push(["Created", formatTime(w.createdAt)], ["Updated", formatTime(w.updatedAt)]);
   if (counts) fields.push(["Deliveries", formatCounts(c, counts)]);
   return details(c, fields);
+}
+
+/** "1s, 10s, 1m (the last repeats); 5 attempts", with "server default" for what is not set. */
+function formatRetryPolicy(policy: RetryPolicy | undefined): string {
+  const schedule = policy?.scheduleSeconds ?? [];
+  const delays =
+    schedule.length === 0 ? "server's schedule" : `${schedule.map(formatSeconds).join(", ")} (the last repeats)`;
+  const attempts = policy?.maxAttempts ? `${policy.maxAttempts} attempts` : "server's attempts";
+  return `${delays}; ${attempts}`;
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
+const formatRate = (rate: number) => (Number.isInteger(rate) ? String(rate) : rate.toFixed(1));
+
+const DISABLED: Record<number, string> = {
+  [DisabledReason.DISABLED_REASON_MANUAL]: "by hand",
+  [DisabledReason.DISABLED_REASON_GONE]: "its receiver answered 410 Gone",
+  [DisabledReason.DISABLED_REASON_FAILING]: "every attempt failed for too long",
+};
+
+function formatDisabled(w: Webhook): string {
+  const why = DISABLED[w.disabledReason] ?? "registered inactive";
+  return w.disabledAt ? `${why}, ${formatTime(w.disabledAt)}` : why;
 }
 
 /** "3 SUCCEEDED, 1 FAILED"; "none" when there are none. */

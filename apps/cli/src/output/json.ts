@@ -1,4 +1,12 @@
-import { deliveryStatusToJSON, type Delivery, type DeliveryCount, type Event, type Webhook } from "@httpqueue/sdk";
+import {
+  deliveryStatusToJSON,
+  disabledReasonToJSON,
+  orderingToJSON,
+  type Delivery,
+  type DeliveryCount,
+  type Event,
+  type Webhook,
+} from "@httpqueue/sdk";
 
 /**
  * What --json prints: every field present (scripts need not guess defaults),
@@ -20,6 +28,15 @@ export function webhookJson(w: Webhook) {
     description: w.description,
     createdAt: iso(w.createdAt),
     updatedAt: iso(w.updatedAt),
+    retryPolicy: w.retryPolicy ?? null,
+    rateLimitPerSecond: w.rateLimitPerSecond,
+    maxInFlight: w.maxInFlight,
+    ordering: orderingToJSON(w.ordering),
+    disabledReason: disabledReasonToJSON(w.disabledReason),
+    disabledAt: iso(w.disabledAt),
+    failingSince: iso(w.failingSince),
+    pacePerSecond: w.pacePerSecond,
+    pausedUntil: iso(w.pausedUntil),
   };
 }
 
@@ -32,6 +49,7 @@ export function eventJson(e: Event) {
     ttlSeconds: e.ttlSeconds,
     metadata: e.metadata,
     idempotencyKey: e.idempotencyKey,
+    orderingKey: e.orderingKey,
     createdAt: iso(e.createdAt),
     expiresAt: iso(e.expiresAt),
   };

@@ -84,6 +84,8 @@ export class WebhookRunner {
   /** The webhook's own cap on attempts in flight (0: the server's) and ordering, as last read. */
   private ownCap = 0;
   private ordered = false;
+  /** The receiver answered 410 Gone: nothing more is sent (the webhook is being deactivated). */
+  private endpointGone = false;
   /** The delivery at the head of the queue waited for the pace: counted once when it starts. */
   private held: { id: string; reason: "rate_limit" | "paused" } | undefined;
 
@@ -148,6 +150,12 @@ export class WebhookRunner {
         await finishRunner(this.deps.db, this.finishRequest("yield")).catch(() => undefined);
         return "stopped";
       }
+      if (this.endpointGone) {
+        // Its deliveries are cancelled with it: none is read or started again.
+        this.queue = [];
+        this.exhausted = true;
+        this.seenNudges = this.nudges;
+      }
       const stopping = this.draining || performance.now() - this.startedAt > TURN_MS;
       const cap = this.cap();
       let hold: ReturnType<Pace["hold"]> = undefined;
@@ -169,6 +177,7 @@ export class WebhookRunner {
       // Paused for long: let go (the statement that does schedules a wake-up for the pause's end).
       const paused = hold?.reason === "paused" && hold.ms > RELEASE_WHEN_PAUSED_MS;
       if (idle && (stopping || paused || (this.queue.length === 0 && !more))) {
+        if (paused) for (let i = 0; i < this.queue.length; i++) this.deps.metrics.deliveryPostponed("paused");
         const mode = this.failure !== undefined ? "abandon" : stopping ? "yield" : "done";
         const finished = await this.retrying("finish", () => finishRunner(this.deps.db, this.finishRequest(mode)));
         if (finished === undefined) return "stopped";
@@ -204,9 +213,10 @@ export class WebhookRunner {
   /** Resolves at the next change: an attempt recorded, a read done, a nudge, a drain, or a retry's or the pace's time. */
   private changed(): Promise<void> {
     return new Promise((resolve) => {
-      const at = Math.min(...[this.fetchAfter, this.startAfter].filter((t) => t > 0));
-      const wait = Number.isFinite(at) ? Math.max(0, at - Date.now()) : 0;
-      const timer = wait > 0 ? setTimeout(resolve, wait) : undefined;
+      // A read's retry time counts once it is ahead; the pace's, even if it has just passed.
+      const now = Date.now();
+      const times = [this.fetchAfter > now ? this.fetchAfter : 0, this.startAfter].filter((t) => t > 0);
+      const timer = times.length > 0 ? setTimeout(resolve, Math.max(0, Math.min(...times) - now)) : undefined;
       this.wake = () => {
         clearTimeout(timer);
         this.wake = () => undefined;
@@ -291,9 +301,18 @@ export class WebhookRunner {
       return;
     }
     const readAt = performance.now();
+    const schedule = d.retrySchedule?.map((seconds) => seconds * 1000);
     let outcome;
+    let verdict: Verdict;
     try {
       outcome = await metrics.inFlight(() => http.send(buildRequest(d, userAgent)));
+      verdict = judge(schedule ? { ...policy, schedule } : policy, outcome, {
+        attemptNumber,
+        maxAttempts: d.maxAttempts,
+        expiresAt: new Date(d.expiresAt),
+      });
+      // Before the slot is free: nothing more starts against a pace or a pause the answer asks for.
+      this.heed(verdict.endpoint);
     } finally {
       this.sent(d);
     }
@@ -301,13 +320,6 @@ export class WebhookRunner {
       attemptResult(outcome.statusCode, outcome.timedOut === true, outcome.blocked === true),
       outcome.durationMs / 1000,
     );
-    const schedule = d.retrySchedule?.map((seconds) => seconds * 1000);
-    const verdict = judge(schedule ? { ...policy, schedule } : policy, outcome, {
-      attemptNumber,
-      maxAttempts: d.maxAttempts,
-      expiresAt: new Date(d.expiresAt),
-    });
-    this.heed(verdict.endpoint);
     const updated = await this.record({
       deliveryId: d.id,
       attemptNumber,
@@ -320,7 +332,9 @@ export class WebhookRunner {
       nextAttemptAt: verdict.nextAttemptAt,
     });
     if (updated === undefined) return;
-    if (verdict.endpoint?.kind === "gone") await this.gone();
+    if (verdict.endpoint?.kind === "gone") {
+      await this.retrying("deactivate", () => this.deps.webhookGone(this.webhookId));
+    }
     // Not updated: the delivery was cancelled meanwhile, and counted by whoever cancelled it.
     if (updated) metrics.deliveryOutcome(verdict.status);
     if (updated && verdict.status === "succeeded") {
@@ -340,18 +354,13 @@ export class WebhookRunner {
     );
   }
 
-  /** What the answer says of the endpoint sets its pace. */
+  /** What the answer says of the endpoint sets its pace, or (gone) ends the sending. */
   private heed(signal: Verdict["endpoint"]): void {
     if (signal === undefined) return;
-    if (signal.kind === "ok") this.pace.ok();
+    if (signal.kind === "gone") this.endpointGone = true;
+    else if (signal.kind === "ok") this.pace.ok();
     else if (signal.kind === "slow") this.pace.slow(Date.now());
     else if (signal.kind === "pause") this.pace.pause(signal.until.getTime());
-  }
-
-  /** The receiver answered 410 Gone: the webhook is deactivated (its deliveries cancelled); send nothing more. */
-  private async gone(): Promise<void> {
-    this.queue = [];
-    await this.retrying("deactivate", () => this.deps.webhookGone(this.webhookId));
   }
 
   private async close(d: DueDelivery, status: "cancelled" | "expired" | "failed", errorMessage: string): Promise<void> {

@@ -161,7 +161,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   for (const reason of AUTO_DISABLE_REASONS) webhooksDisabled.inc({ reason }, 0);
   const postponed = new Counter({
     name: "httpqueue_deliveries_postponed_total",
-    help: "Due deliveries held back (no attempt used, not a failure), by reason: rate_limit (the webhook's rate limit or pace), paused (Retry-After).",
+    help: "Due deliveries held back, each time one is (no attempt used, not a failure), by reason: rate_limit (the webhook's rate limit or pace), paused (Retry-After).",
     labelNames: ["reason"],
     registers: [registry],
   });
