@@ -52,7 +52,8 @@ const DELAY_SECONDS = { s: 1, m: 60, h: 3600 } as const;
 export function parseRetrySchedule(text: string): number[] {
   return text.split(",").map((part) => {
     const match = /^(\d+)(s|m|h)?$/.exec(part.trim());
-    if (!match) throw new InvalidArgumentError(`"${part.trim()}": use durations such as 1s,10s,1m,1h, comma-separated.`);
+    if (!match)
+      throw new InvalidArgumentError(`"${part.trim()}": use durations such as 1s,10s,1m,1h, comma-separated.`);
     return Number(match[1]) * DELAY_SECONDS[(match[2] ?? "s") as keyof typeof DELAY_SECONDS];
   });
 }

@@ -256,27 +256,32 @@ describe("statements shared by concurrent callers", () => {
       startRunner(db, { webhookId, owner: "pool-a", limit: 3 }),
       startRunner(db, { webhookId, owner: "pool-b", limit: 3 }),
     ]);
-    const [taken, refused] = a === undefined ? [b?.due, a] : [a.due, b];
-    assert.equal(refused, undefined, "only one of two servers takes it");
-    assert.equal(taken?.length, 3, "a page of due deliveries");
-    assert.ok(taken?.every((d) => ids.includes(d.id) && d.payload === '{"a":1}' && d.webhookId === webhookId));
+    assert.ok(a === undefined || b === undefined, "only one of two servers takes it");
+    const taken = (a ?? b)?.due;
+    assert.ok(taken);
+    assert.equal(taken.length, 3, "a page of due deliveries");
+    assert.ok(taken.every((d) => ids.includes(d.id) && d.payload === '{"a":1}' && d.webhookId === webhookId));
     const owner = a === undefined ? "pool-b" : "pool-a";
     assert.ok(await startRunner(db, { webhookId, owner, limit: 3 }), "the owner may take it again");
 
-    const rest = await fetchDueDeliveries(db, { webhookId, limit: 10, exclude: taken?.map((d) => d.id) ?? [] });
-    assert.deepEqual(rest.map((d) => d.id).sort(), ids.filter((id) => !taken?.some((d) => d.id === id)).sort());
+    const rest = await fetchDueDeliveries(db, { webhookId, limit: 10, exclude: taken.map((d) => d.id) });
+    assert.deepEqual(rest.map((d) => d.id).sort(), ids.filter((id) => !taken.some((d) => d.id === id)).sort());
   });
 
   it("keeps the webhook while deliveries are due; on letting go, schedules its next due delivery", async () => {
     const ids = await newDeliveries(2, true);
     const webhookId = await webhookOf(ids[0]!);
     assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE }), { released: false });
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE }), {
+      released: false,
+    });
 
     const later = new Date(Date.now() + 3_600_000);
     await recordOutcome(db, attempt(ids[0]!));
     await recordOutcome(db, attempt(ids[1]!, { status: "retrying", responseCode: 503, nextAttemptAt: later }));
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE }), { released: true });
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE }), {
+      released: true,
+    });
     const [runner] = await database.sql`select 1 from webhook_runners where webhook_id = ${webhookId}`;
     assert.equal(runner, undefined, "let go");
     const wake = await database.sql<{ run_at: Date; key: string }[]>`
@@ -290,11 +295,15 @@ describe("statements shared by concurrent callers", () => {
     const ids = await newDeliveries(1, true);
     const webhookId = await webhookOf(ids[0]!);
     assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "yield", pace: NO_PACE }), { released: true });
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "yield", pace: NO_PACE }), {
+      released: true,
+    });
     const [job] = await database.sql<{ due: boolean }[]>`
       select j.run_at <= now() as due from graphile_worker._private_jobs j where j.payload->>'webhookId' = ${webhookId}`;
     assert.equal(job?.due, true);
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-gone", mode: "done", pace: NO_PACE }), { released: true });
+    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-gone", mode: "done", pace: NO_PACE }), {
+      released: true,
+    });
   });
 
   it("starts concurrent runners in shared statements, each with its own page", async () => {

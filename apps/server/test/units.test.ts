@@ -8,7 +8,8 @@ import { OverloadedError } from "../src/errors.js";
 import { createHttpClient } from "../src/delivery/http-client.js";
 import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";
-import { nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
+import { judge, nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
+import { Pace } from "../src/delivery/pace.js";
 import { generateSigningSecret, signPayload } from "../src/delivery/signing.js";
 import { throttle } from "../src/observability/db-stats.js";
 import { createLogger } from "../src/observability/logger.js";
@@ -54,6 +55,84 @@ describe("retry policy", () => {
     assert.equal(parseRetryAfter("Wed, 31 Dec 2025 00:00:00 GMT", now), 0);
     assert.equal(parseRetryAfter("soon", now), undefined);
     assert.equal(parseRetryAfter(undefined, now), undefined);
+  });
+});
+
+describe("what an answer says of the endpoint", () => {
+  const policy: RetryPolicy = { schedule: [1_000], jitter: 0, retryAfterMaxMs: 10_000 };
+  const now = new Date("2026-01-01T00:00:00Z");
+  const attempt = { attemptNumber: 1, maxAttempts: 5, expiresAt: new Date("2027-01-01T00:00:00Z") };
+  const answer = (statusCode: number | undefined, retryAfter?: string) =>
+    judge(policy, { statusCode, retryAfter, startedAt: now, durationMs: 1 }, attempt, now);
+
+  it("410 fails the delivery for good and the endpoint is gone", () => {
+    const verdict = answer(410);
+    assert.equal(verdict.status, "failed");
+    assert.deepEqual(verdict.endpoint, { kind: "gone" });
+  });
+
+  it("429 and 503 with Retry-After pause the endpoint (bounded); without it, 429/502/503/504 slow it", () => {
+    assert.deepEqual(answer(429, "2").endpoint, { kind: "pause", until: new Date(now.getTime() + 2_000) });
+    assert.deepEqual(answer(503, "3600").endpoint, { kind: "pause", until: new Date(now.getTime() + 10_000) });
+    for (const code of [429, 502, 503, 504]) assert.deepEqual(answer(code).endpoint, { kind: "slow" }, String(code));
+    assert.deepEqual(answer(502, "5").endpoint, { kind: "slow" }, "Retry-After counts only on 429 and 503");
+    assert.equal(answer(500).endpoint, undefined);
+    assert.equal(answer(undefined).endpoint, undefined, "no answer (timeout, refused) says nothing of pace");
+    assert.equal(answer(301).status, "retrying", "a redirect is a failure, not followed");
+    assert.deepEqual(answer(204).endpoint, { kind: "ok" });
+  });
+});
+
+describe("pace", () => {
+  it("spaces requests by the rate limit", () => {
+    const pace = new Pace({ pausedUntil: null, pace: null, nextSendAt: null });
+    pace.rateLimit = 4;
+    assert.equal(pace.hold(0), undefined);
+    pace.take(0);
+    assert.deepEqual(pace.hold(100), { ms: 150, reason: "rate_limit" });
+    assert.equal(pace.hold(250), undefined);
+    pace.take(260);
+    assert.deepEqual(pace.state(300), { pausedUntil: null, pace: null, nextSendAt: 510 });
+  });
+
+  it("goes on from the state the last runner left", () => {
+    const pace = new Pace({ pausedUntil: 5_000, pace: 2, nextSendAt: 1_000 });
+    assert.deepEqual(pace.hold(0), { ms: 5_000, reason: "paused" });
+    assert.deepEqual(pace.hold(5_000), undefined);
+    pace.take(5_000);
+    assert.deepEqual(pace.hold(5_100), { ms: 400, reason: "rate_limit" }, "2 a second");
+  });
+
+  it("halves from the rate of the last second, once a second, down to 1/s; recovers step by step, then lifts", () => {
+    const pace = new Pace({ pausedUntil: null, pace: null, nextSendAt: null });
+    for (let t = 10; t <= 1000; t += 10) pace.take(t); // 100 in the last second
+    pace.slow(1000);
+    assert.equal(pace.rate(), 50);
+    pace.slow(1500);
+    assert.equal(pace.rate(), 50, "at most once a second");
+    pace.slow(2000);
+    assert.equal(pace.rate(), 25);
+    for (let t = 3000; t < 20_000; t += 1000) pace.slow(t);
+    assert.equal(pace.rate(), 1, "never below 1/s");
+    pace.ok();
+    assert.equal(pace.rate(), 2);
+    let steps = 1;
+    while (Number.isFinite(pace.rate())) {
+      pace.ok();
+      steps++;
+    }
+    assert.ok(steps > 10 && steps < 100, `lifted after ${steps} successes`);
+  });
+
+  it("never goes above the rate limit, and is lifted on reaching it", () => {
+    const pace = new Pace({ pausedUntil: null, pace: null, nextSendAt: null });
+    pace.rateLimit = 10;
+    pace.take(0);
+    pace.slow(0);
+    assert.equal(pace.rate(), 1, "from the last second's single request, halved, but not below 1/s");
+    for (let i = 0; i < 9; i++) pace.ok();
+    assert.equal(pace.rate(), 10);
+    assert.equal(pace.state(0).pace, null, "back at the rate limit: no longer slowed");
   });
 });
 

@@ -4,6 +4,7 @@ import { Server, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/
 import { listenGrpc } from "@httpqueue/testkit";
 import {
   DeliveryStatus,
+  Webhook,
   WebhookServiceService,
   type GetWebhookStatusRequest,
   type GetWebhookStatusResponse,
@@ -85,6 +86,7 @@ describe("client", () => {
         const webhooks = [];
         for (let i = start; i < end; i++) {
           webhooks.push({
+            ...Webhook.fromPartial({}),
             id: `w${i}`,
             namespace: call.request.namespace,
             event: "e",

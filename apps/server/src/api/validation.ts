@@ -196,7 +196,8 @@ const ORDERING_KEY = /^[\x21-\x7e]{0,255}$/;
 
 /** Empty is a key too (the one of events pushed without). */
 export function checkOrderingKey(field: string, value: string): string {
-  if (!ORDERING_KEY.test(value)) throw invalidArgument(field, "must be at most 255 visible ASCII characters (no spaces)");
+  if (!ORDERING_KEY.test(value))
+    throw invalidArgument(field, "must be at most 255 visible ASCII characters (no spaces)");
   return value;
 }
 

@@ -3,13 +3,7 @@ import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { addJobs, deliverJobSpec, queued, wakeJobKey } from "./jobs.js";
 import { preparedStatement } from "./prepared.js";
-import {
-  eventRecords,
-  webhookDeliveries,
-  webhookRegistrations,
-  webhookRunners,
-  type OrderingValue,
-} from "./schema.js";
+import { eventRecords, webhookDeliveries, webhookRegistrations, webhookRunners, type OrderingValue } from "./schema.js";
 
 // The statements of the webhook runners (delivery/runner.ts): the deliveries
 // table is the queue, and a row of webhook_runners says which server delivers

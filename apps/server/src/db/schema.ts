@@ -79,10 +79,7 @@ export const webhookRegistrations = pgTable(
     check("webhook_registrations_timeout_check", sql`${t.timeout} between 1 and 300`),
     check("webhook_registrations_method_check", sql`${t.method} in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')`),
     check("webhook_registrations_ordering_check", sql`${t.ordering} in ('none', 'by_key')`),
-    check(
-      "webhook_registrations_disabled_reason_check",
-      sql`${t.disabledReason} in ('manual', 'gone', 'failing')`,
-    ),
+    check("webhook_registrations_disabled_reason_check", sql`${t.disabledReason} in ('manual', 'gone', 'failing')`),
     // The health sweep: webhooks failing, or whose failure was announced.
     index("webhook_registrations_failing_idx")
       .on(t.id)

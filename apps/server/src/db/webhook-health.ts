@@ -16,11 +16,7 @@ export interface Changed {
 }
 
 /** The operator events to store for the webhooks that changed (built by the caller). */
-export type EventsFor = (changes: {
-  disabled: Changed[];
-  failing: Changed[];
-  recovered: Changed[];
-}) => NewEvent[];
+export type EventsFor = (changes: { disabled: Changed[]; failing: Changed[]; recovered: Changed[] }) => NewEvent[];
 
 const w = webhookRegistrations;
 

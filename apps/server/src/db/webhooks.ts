@@ -17,9 +17,11 @@ type Settings =
   | "rateLimitPerSecond"
   | "maxInFlight"
   | "ordering";
-export type NewWebhook = Pick<typeof webhookRegistrations.$inferInsert, Settings | "namespace" | "event" | "signingSecret">;
+export type NewWebhook = Pick<
+  typeof webhookRegistrations.$inferInsert,
+  Settings | "namespace" | "event" | "signingSecret"
+>;
 export type WebhookChanges = Partial<Pick<WebhookRow, Settings>>;
-
 
 const live = (id: string) => and(eq(webhookRegistrations.id, id), isNull(webhookRegistrations.deletedAt));
 

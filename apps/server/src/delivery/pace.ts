@@ -70,11 +70,15 @@ export class Pace {
     this.pausedUntil = Math.max(this.pausedUntil, until);
   }
 
-  /** The receiver is overloaded: halve the pace (from the rate of the last second when not yet slowed). */
+  /**
+   * The receiver is overloaded: halve the pace; when not yet slowed, from the
+   * rate of the last second (no more than the rate limit).
+   */
   slow(now: number): void {
     if (now - this.lastHalving < HALVING_MS) return;
     this.lastHalving = now;
-    const from = Math.min(this.rate(), Math.max(this.recent.filter((t) => t > now - 1000).length, MIN_PACE));
+    const sent = Math.max(this.recent.filter((t) => t > now - 1000).length, MIN_PACE);
+    const from = this.pace ?? Math.min(this.rate(), sent);
     this.pace = Math.max(MIN_PACE, from / 2);
   }
 

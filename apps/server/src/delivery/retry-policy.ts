@@ -102,7 +102,8 @@ export function judge(
   now = new Date(),
 ): Verdict {
   const code = outcome.statusCode;
-  if (isSuccess(code)) return { status: "succeeded", nextAttemptAt: null, errorMessage: null, endpoint: { kind: "ok" } };
+  if (isSuccess(code))
+    return { status: "succeeded", nextAttemptAt: null, errorMessage: null, endpoint: { kind: "ok" } };
   const errorMessage = outcome.error ?? `receiver answered HTTP ${code ?? 0}`;
   if (outcome.blocked) return { status: "failed", nextAttemptAt: null, errorMessage };
   if (code === GONE) return { status: "failed", nextAttemptAt: null, errorMessage, endpoint: { kind: "gone" } };

@@ -360,7 +360,7 @@ export class WebhookRunner {
     if (signal.kind === "gone") this.endpointGone = true;
     else if (signal.kind === "ok") this.pace.ok();
     else if (signal.kind === "slow") this.pace.slow(Date.now());
-    else if (signal.kind === "pause") this.pace.pause(signal.until.getTime());
+    else this.pace.pause(signal.until.getTime());
   }
 
   private async close(d: DueDelivery, status: "cancelled" | "expired" | "failed", errorMessage: string): Promise<void> {

@@ -30,10 +30,7 @@ export interface HealthDeps {
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
 /** The operator events for webhooks whose state changed: their payloads name the webhook, why, and when. */
-export function operatorEvents(
-  config: HealthDeps["config"],
-  now = new Date(),
-): EventsFor {
+export function operatorEvents(config: HealthDeps["config"], now = new Date()): EventsFor {
   const event = (name: string, { webhook, lastError }: Changed): NewEvent => ({
     namespace: OPERATOR_NAMESPACE,
     event: name,
@@ -108,17 +105,30 @@ export function startHealthSweep(deps: HealthDeps): { stop(): Promise<void> } {
       for (const { webhook, lastError } of disabled) {
         deps.metrics.webhookDisabled("failing");
         logger.warn(
-          { webhookId: webhook.id, url: webhook.url, failingSince: webhook.failingSince, failures: webhook.failureCount, lastError },
+          {
+            webhookId: webhook.id,
+            url: webhook.url,
+            failingSince: webhook.failingSince,
+            failures: webhook.failureCount,
+            lastError,
+          },
           "webhook deactivated: every attempt failed for AUTO_DISABLE_AFTER",
         );
       }
       for (const { webhook, lastError } of failing) {
         logger.warn(
-          { webhookId: webhook.id, url: webhook.url, failingSince: webhook.failingSince, failures: webhook.failureCount, lastError },
+          {
+            webhookId: webhook.id,
+            url: webhook.url,
+            failingSince: webhook.failingSince,
+            failures: webhook.failureCount,
+            lastError,
+          },
           "webhook failing: every attempt has failed for FAILING_NOTICE_AFTER",
         );
       }
-      for (const { webhook } of recovered) logger.info({ webhookId: webhook.id, url: webhook.url }, "webhook recovered");
+      for (const { webhook } of recovered)
+        logger.info({ webhookId: webhook.id, url: webhook.url }, "webhook recovered");
     } catch (err) {
       if (isDatabaseUnavailable(err)) logger.debug({ err }, "could not check webhook health; will try again");
       else logger.warn({ err }, "could not check webhook health; will try again");

@@ -98,7 +98,8 @@ export function deliveryStatusToJSON(object: DeliveryStatus): string {
 export enum Ordering {
   /**
    * ORDERING_NONE - Deliveries are made as they come, several at once, a retry not holding
-   * back later events.
+   * back later events. The default: "none" is a real choice, not a missing one.
+   * buf:lint:ignore ENUM_ZERO_VALUE_SUFFIX
    */
   ORDERING_NONE = 0,
   /**
