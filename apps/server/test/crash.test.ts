@@ -94,12 +94,15 @@ describe("jobs of live workers", () => {
   });
 
   it("a job queued by the version before per-webhook delivery runs its delivery's webhook, and sends nothing twice", async () => {
-    const receiver = await fixture.receiver((_req, i) =>
-      i === 0 ? { status: 503, headers: { "retry-after": "3600" } } : 200,
-    );
+    const receiver = await fixture.receiver((_req, i) => (i === 0 ? 500 : 200));
     const server = await startTestServer({}, fixture.db);
     try {
-      const { webhookId } = await server.client.registerWebhook({ namespace: "live", event: "old", url: receiver.url });
+      const { webhookId } = await server.client.registerWebhook({
+        namespace: "live",
+        event: "old",
+        url: receiver.url,
+        retryPolicy: { scheduleSeconds: [3600] }, // retried in an hour, unless made due
+      });
       const { eventId } = await server.client.pushEvent({ namespace: "live", event: "old", payload: "{}" });
       const retrying = await waitForDelivery(server.client, eventId, DeliveryStatus.DELIVERY_STATUS_RETRYING);
       // As if the retry's job had been queued by the previous version: its payload names the delivery.

@@ -283,44 +283,47 @@ describe("endpoint-aware delivery", () => {
 
 describe("rate limit across servers", () => {
   const fixture = databaseAndReceivers();
-  const servers: TestServer[] = [];
-  after(async () => {
-    await Promise.all(servers.map((s) => s.stop()));
-  });
 
   it("holds a webhook to its rate limit with two servers on one database", async () => {
-    for (let i = 0; i < 2; i++) servers.push(await startTestServer({}, fixture.db));
-    const [a, b] = servers as [TestServer, TestServer];
-    const receiver = await fixture.receiver(() => 200);
-    const { webhookId } = await a.client.registerWebhook({
-      namespace: "limited",
-      event: "e",
-      url: receiver.url,
-      rateLimitPerSecond: 20,
+    const a = await startTestServer({}, fixture.db);
+    const b = await startTestServer({}, fixture.db).catch(async (err: unknown) => {
+      await a.stop();
+      throw err;
     });
-    // 300 queued, through both servers.
-    await Promise.all(
-      Array.from({ length: 300 }, (_, i) =>
-        (i % 2 === 0 ? a : b).client.pushEvent({ namespace: "limited", event: "e", payload: { i } }),
-      ),
-    );
-    await receiver.waitForRequests(1);
-    const start = receiver.requests[0]?.receivedAt ?? 0;
-    await new Promise((resolve) => setTimeout(resolve, 6_200));
-    await a.client.updateWebhook({ webhookId, active: false });
-    const times = receiver.requests.map((r) => r.receivedAt - start);
-    const inWindow = times.filter((t) => t < 6_000).length;
-    assert.ok(inWindow >= 108 && inWindow <= 132, `${inWindow} requests in 6 s at 20/s (120 ± 10 %)`);
-    let busiest = 0;
-    for (const t of times) busiest = Math.max(busiest, times.filter((u) => u >= t && u < t + 1000).length);
-    assert.ok(
-      busiest <= 22,
-      `at most 20 (+ the one at the second's edge, and timer lateness) in any second: ${busiest}`,
-    );
-    const owners = await fixture.db.sql<{ n: number }[]>`
+    try {
+      const receiver = await fixture.receiver(() => 200);
+      const { webhookId } = await a.client.registerWebhook({
+        namespace: "limited",
+        event: "e",
+        url: receiver.url,
+        rateLimitPerSecond: 20,
+      });
+      // 300 queued, through both servers.
+      await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          (i % 2 === 0 ? a : b).client.pushEvent({ namespace: "limited", event: "e", payload: { i } }),
+        ),
+      );
+      await receiver.waitForRequests(1);
+      const start = receiver.requests[0]?.receivedAt ?? 0;
+      await new Promise((resolve) => setTimeout(resolve, 6_200));
+      await a.client.updateWebhook({ webhookId, active: false });
+      const times = receiver.requests.map((r) => r.receivedAt - start);
+      const inWindow = times.filter((t) => t < 6_000).length;
+      assert.ok(inWindow >= 108 && inWindow <= 132, `${inWindow} requests in 6 s at 20/s (120 ± 10 %)`);
+      let busiest = 0;
+      for (const t of times) busiest = Math.max(busiest, times.filter((u) => u >= t && u < t + 1000).length);
+      assert.ok(
+        busiest <= 22,
+        `at most 20 (+ the one at the second's edge, and timer lateness) in any second: ${busiest}`,
+      );
+      const owners = await fixture.db.sql<{ n: number }[]>`
       select count(*)::int as n from delivery_attempts a join webhook_deliveries d on d.id = a.delivery_id
       where d.webhook_id = ${webhookId}`;
-    assert.equal(owners[0]?.n, receiver.requests.length, "every request is a recorded attempt");
+      assert.equal(owners[0]?.n, receiver.requests.length, "every request is a recorded attempt");
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 });
 
