@@ -13,6 +13,8 @@ import { cancelPendingDeliveries, type WebhookRow } from "./webhooks.js";
 export interface Changed {
   webhook: WebhookRow;
   lastError: string | null;
+  /** Deliveries cancelled with it (when deactivated). */
+  cancelled: number;
 }
 
 /** The operator events to store for the webhooks that changed (built by the caller). */
@@ -20,7 +22,7 @@ export type EventsFor = (changes: { disabled: Changed[]; failing: Changed[]; rec
 
 const w = webhookRegistrations;
 
-async function lastErrors(tx: Tx, rows: WebhookRow[]): Promise<Changed[]> {
+async function lastErrors(tx: Tx, rows: WebhookRow[], cancelled = new Map<string, number>()): Promise<Changed[]> {
   const d = webhookDeliveries;
   return Promise.all(
     rows.map(async (webhook) => {
@@ -30,20 +32,21 @@ async function lastErrors(tx: Tx, rows: WebhookRow[]): Promise<Changed[]> {
         .where(and(eq(d.webhookId, webhook.id), isNotNull(d.errorMessage), isNotNull(d.lastAttemptAt)))
         .orderBy(desc(d.id))
         .limit(1);
-      return { webhook, lastError: last?.error ?? null };
+      return { webhook, lastError: last?.error ?? null, cancelled: cancelled.get(webhook.id) ?? 0 };
     }),
   );
 }
 
 /** Deactivates the webhooks `where` selects (active ones only), for `reason`, cancelling their pending deliveries. */
-async function disable(tx: Tx, where: ReturnType<typeof and>, reason: "gone" | "failing"): Promise<WebhookRow[]> {
+async function disable(tx: Tx, where: ReturnType<typeof and>, reason: "gone" | "failing"): Promise<Changed[]> {
   const rows = await tx
     .update(w)
     .set({ active: false, disabledReason: reason, disabledAt: sql`now()`, updatedAt: sql`now()` })
     .where(and(eq(w.active, true), isNull(w.deletedAt), where))
     .returning();
-  for (const row of rows) await cancelPendingDeliveries(tx, row.id);
-  return rows;
+  const cancelled = new Map<string, number>();
+  for (const row of rows) cancelled.set(row.id, await cancelPendingDeliveries(tx, row.id));
+  return lastErrors(tx, rows, cancelled);
 }
 
 /**
@@ -54,9 +57,7 @@ async function disable(tx: Tx, where: ReturnType<typeof and>, reason: "gone" | "
  */
 export async function disableGoneWebhook(db: Db, webhookId: string, events: EventsFor): Promise<Changed | undefined> {
   return db.transaction(async (tx) => {
-    const [row] = await disable(tx, eq(w.id, webhookId), "gone");
-    if (!row) return undefined;
-    const [changed] = await lastErrors(tx, [row]);
+    const [changed] = await disable(tx, eq(w.id, webhookId), "gone");
     if (!changed) return undefined;
     await storeEvents(tx, events({ disabled: [changed], failing: [], recovered: [] }));
     return changed;
@@ -87,7 +88,7 @@ export async function sweepWebhookHealth(
 ): Promise<{ disabled: Changed[]; failing: Changed[]; recovered: Changed[] }> {
   return db.transaction(async (tx) => {
     const ago = (ms: number) => sql`now() - make_interval(secs => ${ms / 1000})`;
-    const disabledRows =
+    const disabled =
       settings.autoDisableAfterMs > 0
         ? await disable(
             tx,
@@ -118,9 +119,9 @@ export async function sweepWebhookHealth(
       .where(and(isNotNull(w.failingNoticedAt), isNull(w.failingSince)))
       .returning();
     const changes = {
-      disabled: await lastErrors(tx, disabledRows),
+      disabled,
       failing: await lastErrors(tx, failingRows),
-      recovered: recoveredRows.map((webhook) => ({ webhook, lastError: null })),
+      recovered: recoveredRows.map((webhook) => ({ webhook, lastError: null, cancelled: 0 })),
     };
     const toStore = events(changes);
     if (toStore.length > 0) await storeEvents(tx, toStore);

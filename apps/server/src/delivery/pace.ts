@@ -34,8 +34,10 @@ export class Pace {
   private pace: number | null;
   private nextSendAt: number;
   private lastHalving = -Infinity;
-  /** When the latest requests were started (the last second's), to know the rate being slowed from. */
-  private readonly recent: number[] = [];
+  /** Requests started in the current one-second bucket and the one before: the rate being slowed from. */
+  private bucketStart = -Infinity;
+  private bucketCount = 0;
+  private previousCount = 0;
 
   constructor(state: PaceState) {
     this.pausedUntil = state.pausedUntil ?? 0;
@@ -61,8 +63,20 @@ export class Pace {
   take(now: number): void {
     const rate = this.rate();
     if (Number.isFinite(rate)) this.nextSendAt = Math.max(this.nextSendAt, now) + 1000 / rate;
-    this.recent.push(now);
-    while (this.recent.length > 0 && (this.recent[0] ?? now) <= now - 1000) this.recent.shift();
+    if (now - this.bucketStart >= 1000) {
+      this.previousCount = now - this.bucketStart < 2000 ? this.bucketCount : 0;
+      this.bucketStart = now;
+      this.bucketCount = 0;
+    }
+    this.bucketCount++;
+  }
+
+  /** Requests started in the last second, about (the bucket before counts for the part of it still in that second). */
+  private lastSecond(now: number): number {
+    const age = now - this.bucketStart;
+    if (age >= 2000) return 0;
+    if (age >= 1000) return this.bucketCount * Math.max(0, 1 - (age - 1000) / 1000);
+    return this.bucketCount + this.previousCount * (1 - age / 1000);
   }
 
   /** The receiver asked for a pause (Retry-After). */
@@ -77,7 +91,7 @@ export class Pace {
   slow(now: number): void {
     if (now - this.lastHalving < HALVING_MS) return;
     this.lastHalving = now;
-    const sent = Math.max(this.recent.filter((t) => t > now - 1000).length, MIN_PACE);
+    const sent = Math.max(this.lastSecond(now), MIN_PACE);
     const from = this.pace ?? Math.min(this.rate(), sent);
     this.pace = Math.max(MIN_PACE, from / 2);
   }

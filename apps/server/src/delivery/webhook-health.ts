@@ -70,6 +70,7 @@ export async function webhookGone(deps: HealthDeps, webhookId: string): Promise<
   const changed = await disableGoneWebhook(deps.db, webhookId, operatorEvents(deps.config));
   if (!changed) return false;
   deps.metrics.webhookDisabled("gone");
+  deps.metrics.deliveryOutcome("cancelled", changed.cancelled);
   deps.logger.warn(
     { webhookId, url: changed.webhook.url, reason: "gone" },
     "webhook deactivated: its receiver answered 410 Gone",
@@ -102,8 +103,9 @@ export function startHealthSweep(deps: HealthDeps): { stop(): Promise<void> } {
         },
         operatorEvents(config),
       );
-      for (const { webhook, lastError } of disabled) {
+      for (const { webhook, lastError, cancelled } of disabled) {
         deps.metrics.webhookDisabled("failing");
+        deps.metrics.deliveryOutcome("cancelled", cancelled);
         logger.warn(
           {
             webhookId: webhook.id,
