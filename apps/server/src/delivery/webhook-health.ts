@@ -71,12 +71,17 @@ export async function webhookGone(deps: HealthDeps, webhookId: string): Promise<
   if (!changed) return false;
   deps.metrics.webhookDisabled("gone");
   deps.metrics.deliveryOutcome("cancelled", changed.cancelled);
-  deps.logger.warn(
-    { webhookId, url: changed.webhook.url, reason: "gone" },
-    "webhook deactivated: its receiver answered 410 Gone",
-  );
+  deps.logger.warn({ webhookId, reason: "gone" }, "webhook deactivated: its receiver answered 410 Gone");
   return true;
 }
+
+/** What the log says of a failing webhook (not its URL: it may carry a token). */
+const streak = ({ webhook, lastError }: Changed) => ({
+  webhookId: webhook.id,
+  failingSince: webhook.failingSince,
+  failures: webhook.failureCount,
+  lastError,
+});
 
 /** How often the health sweep looks: often enough for the shortest of its settings. */
 export function sweepIntervalMs(config: HealthDeps["config"]): number {
@@ -103,34 +108,15 @@ export function startHealthSweep(deps: HealthDeps): { stop(): Promise<void> } {
         },
         operatorEvents(config),
       );
-      for (const { webhook, lastError, cancelled } of disabled) {
+      for (const changed of disabled) {
         deps.metrics.webhookDisabled("failing");
-        deps.metrics.deliveryOutcome("cancelled", cancelled);
-        logger.warn(
-          {
-            webhookId: webhook.id,
-            url: webhook.url,
-            failingSince: webhook.failingSince,
-            failures: webhook.failureCount,
-            lastError,
-          },
-          "webhook deactivated: every attempt failed for AUTO_DISABLE_AFTER",
-        );
+        deps.metrics.deliveryOutcome("cancelled", changed.cancelled);
+        logger.warn(streak(changed), "webhook deactivated: every attempt failed for AUTO_DISABLE_AFTER");
       }
-      for (const { webhook, lastError } of failing) {
-        logger.warn(
-          {
-            webhookId: webhook.id,
-            url: webhook.url,
-            failingSince: webhook.failingSince,
-            failures: webhook.failureCount,
-            lastError,
-          },
-          "webhook failing: every attempt has failed for FAILING_NOTICE_AFTER",
-        );
+      for (const changed of failing) {
+        logger.warn(streak(changed), "webhook failing: every attempt has failed for FAILING_NOTICE_AFTER");
       }
-      for (const { webhook } of recovered)
-        logger.info({ webhookId: webhook.id, url: webhook.url }, "webhook recovered");
+      for (const { webhook } of recovered) logger.info({ webhookId: webhook.id }, "webhook recovered");
     } catch (err) {
       if (isDatabaseUnavailable(err)) logger.debug({ err }, "could not check webhook health; will try again");
       else logger.warn({ err }, "could not check webhook health; will try again");
