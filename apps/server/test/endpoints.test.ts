@@ -85,6 +85,16 @@ describe("endpoint-aware delivery", () => {
     assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_FAILED);
     assert.equal(delivery.maxAttempts, 2);
     assert.equal(receiver.requests.length, 2);
+    // Fewer attempts than a delivery has made: it ends now, without another.
+    const spent = await setUp("spent", () => 500, { retryPolicy: { scheduleSeconds: [3600], maxAttempts: 5 } });
+    const spentEvent = await spent.push();
+    await waitForDelivery(server.client, spentEvent, DeliveryStatus.DELIVERY_STATUS_RETRYING);
+    await server.client.updateWebhook({ webhookId: spent.webhookId, retryPolicy: { maxAttempts: 1 } });
+    const ended = await waitForDelivery(server.client, spentEvent, "final", 5_000);
+    assert.equal(ended.status, DeliveryStatus.DELIVERY_STATUS_FAILED);
+    assert.equal(ended.attemptCount, 1);
+    assert.match(ended.errorMessage, /all the retry policy allows/);
+    assert.equal(spent.receiver.requests.length, 1);
     // An empty policy goes back to the server's defaults.
     const { webhook } = await server.client.updateWebhook({ webhookId, retryPolicy: {} });
     assert.ok(webhook);

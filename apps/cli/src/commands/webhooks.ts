@@ -73,7 +73,7 @@ const MAX_IN_FLIGHT = {
 };
 const ORDERED = {
   flags: "--ordered",
-  help: "deliver events with the same ordering key one after another, in push order (see events push --ordering-key)",
+  help: "deliver events with the same ordering key one after another, in push order (see events push --ordering-key); events pushed without a key share one order, so one retrying holds back all of them",
 };
 
 export function registerWebhookCommands(program: Command, cli: Cli): void {

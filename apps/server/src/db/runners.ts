@@ -49,28 +49,35 @@ export type DueDelivery = {
 /** A row of the statements below: a due delivery (its columns named as DueDelivery's), and the request it answers. */
 type DueRow = DueDelivery & { ord: number };
 
+/** SQL: whether the webhook `webhookId` keeps its deliveries in order (by key). */
+const keyed = (webhookId: SQL) =>
+  sql`coalesce((select w0.ordering = 'by_key' from ${webhookRegistrations} w0 where w0.id = ${webhookId}), false)`;
+
 /**
- * SQL: the delivery `d` (pending or retrying) of webhook `webhookId` may be
- * attempted as far as ordering goes: its webhook does not keep order, or no
- * earlier delivery of its ordering key is still pending or retrying.
+ * SQL: when the webhook's next delivery may be attempted (null: none is
+ * waiting): its earliest delivery not yet ended, or for a webhook that keeps
+ * order, the earliest of the first delivery of each key (the later ones of
+ * a key wait for it; see httpqueue_key_heads in the migrations). Both read an
+ * index a few entries deep, whatever the backlog.
  */
-const firstOfItsKey = (d: string, webhookId: SQL) => {
-  const alias = sql.raw(d);
-  return sql`(
-    (select w0.ordering from ${webhookRegistrations} w0 where w0.id = ${webhookId}) <> 'by_key'
-    or not exists (
-      select 1 from ${webhookDeliveries} p
-      where p.webhook_id = ${alias}.webhook_id and p.ordering_key = ${alias}.ordering_key
-        and p.status in ('pending', 'retrying') and p.event_id < ${alias}.event_id
-    ))`;
-};
+const nextDue = (webhookId: SQL) => sql`least(
+    (select d.next_attempt_at from ${webhookDeliveries} d
+      where not ${keyed(webhookId)} and d.webhook_id = ${webhookId} and d.status in ('pending', 'retrying')
+      order by d.next_attempt_at limit 1),
+    (select min(h.next_attempt_at) from httpqueue_key_heads(${webhookId}) h where ${keyed(webhookId)})
+  )`;
 
 /**
  * SQL: the due deliveries of the webhook `input.webhook_id`, oldest due first,
  * at most `input.lim`, but for the ids in `input.exclude` (those the runner
- * holds already), with their event and webhook. For a lateral join.
+ * holds already), with their event and webhook. For a lateral join. A
+ * webhook that keeps order gets only the first delivery of each ordering key.
  */
-const dueDeliveries = (condition = sql`true`) => sql`
+const dueDeliveries = (condition = sql`true`) => {
+  const columns = sql`id, status, attempt_count, max_attempts, event_id, webhook_id, next_attempt_at`;
+  const due = sql`${condition} and status in ('pending', 'retrying') and next_attempt_at <= now()
+    and id <> all(coalesce(input.exclude, '{}'))`;
+  return sql`
   select d.id, d.status, d.attempt_count as "attemptCount", d.max_attempts as "maxAttempts", e.id as "eventId",
     e.payload, (extract(epoch from e.expires_at) * 1000)::float8 as "expiresAt",
     (extract(epoch from now() - e.created_at) * 1000)::float8 as "eventAgeMs",
@@ -79,16 +86,17 @@ const dueDeliveries = (condition = sql`true`) => sql`
     w.rate_limit_per_second as "rateLimitPerSecond", w.max_in_flight as "maxInFlight", w.ordering
   from (
     -- The due index, read in order; OFFSET 0 keeps the planner from folding it into a join.
-    select id, status, attempt_count, max_attempts, event_id, webhook_id from ${webhookDeliveries} d0
-    where ${condition} and webhook_id = input.webhook_id and status in ('pending', 'retrying')
-      and next_attempt_at <= now() and id <> all(coalesce(input.exclude, '{}'))
-      and ${firstOfItsKey("d0", sql`input.webhook_id`)}
-    order by next_attempt_at
-    limit input.lim
-    offset 0
+    (select ${columns} from ${webhookDeliveries}
+      where not ${keyed(sql`input.webhook_id`)} and webhook_id = input.webhook_id and ${due}
+      order by next_attempt_at limit input.lim offset 0)
+    union all
+    (select ${columns} from httpqueue_key_heads(input.webhook_id)
+      where ${keyed(sql`input.webhook_id`)} and ${due}
+      order by next_attempt_at limit input.lim offset 0)
   ) d
   join ${eventRecords} e on e.id = d.event_id
   join ${webhookRegistrations} w on w.id = d.webhook_id`;
+};
 
 /** The delivery of a row, without the request's `ord`. */
 function toDue({ ord: _ord, ...due }: DueRow): DueDelivery {
@@ -198,8 +206,10 @@ export interface FinishRequest {
    * runner failed: graphile-worker retries its job later).
    */
   mode: "done" | "yield" | "abandon";
-  /** The webhook's pace, kept on its row for the next runner; while paused, nothing is due. */
+  /** The webhook's pace, kept on its row for the next runner. */
   pace: PaceRow;
+  /** Let go whatever is due: the receiver asked for a pause (its end gets the wake-up job). */
+  paused: boolean;
 }
 
 export interface FinishResult {
@@ -215,18 +225,15 @@ export interface FinishResult {
 // more (the liveness sweep took us for dead) counts as released.
 const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sql`
   with input as (
-    select x.ord, x.webhook_id, x.owner, x.mode, x.paused_until, x.pace, x.next_send_at,
-      coalesce(x.paused_until <= now(), true) and exists (
-        select 1 from ${webhookDeliveries} d
-        where d.webhook_id = x.webhook_id and d.status in ('pending', 'retrying') and d.next_attempt_at <= now()
-          and ${firstOfItsKey("d", sql`x.webhook_id`)}
-      ) as due
+    select x.ord, x.webhook_id, x.owner, x.mode, x.paused, x.paused_until, x.pace, x.next_send_at,
+      coalesce(${nextDue(sql`x.webhook_id`)} <= now(), false) as due
     from json_to_recordset(${sql.placeholder("input")}::json) as x(
-      ord int, webhook_id uuid, owner text, mode text, paused_until timestamptz, pace float8, next_send_at timestamptz
+      ord int, webhook_id uuid, owner text, mode text, paused boolean, paused_until timestamptz, pace float8,
+      next_send_at timestamptz
     )
   ), released as (
     delete from ${webhookRunners} r using input
-    where r.webhook_id = input.webhook_id and r.owner = input.owner and (input.mode <> 'done' or not input.due)
+    where r.webhook_id = input.webhook_id and r.owner = input.owner and (input.mode <> 'done' or not input.due or input.paused)
     returning r.webhook_id
   ), saved as (
     update ${webhookRegistrations} w
@@ -236,11 +243,8 @@ const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sq
       and (w.paused_until, w.pace, w.next_send_at) is distinct from (input.paused_until, input.pace, input.next_send_at)
     returning w.id
   ), next as (
-    select input.webhook_id, input.due, greatest((
-      select min(d.next_attempt_at) from ${webhookDeliveries} d
-      where d.webhook_id = input.webhook_id and d.status in ('pending', 'retrying')
-        and ${firstOfItsKey("d", sql`input.webhook_id`)}
-    ), input.paused_until) as at
+    select input.webhook_id, input.due and not input.paused as due,
+      greatest(${nextDue(sql`input.webhook_id`)}, input.paused_until) as at
     from input join released using (webhook_id)
     where input.mode <> 'abandon'
   ), jobs as (
@@ -270,6 +274,7 @@ async function finishRunners(db: Queryable, requests: FinishRequest[]): Promise<
     webhook_id: r.webhookId,
     owner: r.owner,
     mode: r.mode,
+    paused: r.paused,
     paused_until: toTime(r.pace.pausedUntil),
     pace: r.pace.pace,
     next_send_at: toTime(r.pace.nextSendAt),
@@ -316,11 +321,9 @@ const reconcileStatement = preparedStatement<{ webhooks: number }>(sql`
     where not exists (select 1 from ${webhookRunners} r where r.webhook_id = w.id)
       and (w.paused_until is null or w.paused_until < now())
       and exists (
-        select 1 from ${webhookDeliveries} d
-        where d.webhook_id = w.id and d.status in ('pending', 'retrying')
-          and d.next_attempt_at < now() - make_interval(secs => ${sql.placeholder("overdueSeconds")}::int)
-          and ${firstOfItsKey("d", sql`w.id`)}
+        select 1 from ${webhookDeliveries} d where d.webhook_id = w.id and d.status in ('pending', 'retrying')
       )
+      and ${nextDue(sql`w.id`)} < now() - make_interval(secs => ${sql.placeholder("overdueSeconds")}::int)
   ), jobs as (
     ${addJobs(sql`select ${deliverJobSpec(sql`id`)} as spec from stuck order by id`)}
   )

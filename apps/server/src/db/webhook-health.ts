@@ -2,7 +2,7 @@ import { and, desc, eq, isNotNull, isNull, lte, gte, sql } from "drizzle-orm";
 import type { Db, Tx } from "./client.js";
 import { storeEvents, type NewEvent } from "./events.js";
 import { webhookDeliveries, webhookRegistrations } from "./schema.js";
-import { cancelPendingDeliveries, type WebhookRow } from "./webhooks.js";
+import { cancelPendingDeliveries, lockOpenDeliveries, type WebhookRow } from "./webhooks.js";
 
 // The server's own changes to a webhook's state: deactivating it (its
 // receiver answered 410 Gone, or has failed for too long), and telling
@@ -57,6 +57,7 @@ async function disable(tx: Tx, where: ReturnType<typeof and>, reason: "gone" | "
  */
 export async function disableGoneWebhook(db: Db, webhookId: string, events: EventsFor): Promise<Changed | undefined> {
   return db.transaction(async (tx) => {
+    await lockOpenDeliveries(tx, webhookId);
     const [changed] = await disable(tx, eq(w.id, webhookId), "gone");
     if (!changed) return undefined;
     await storeEvents(tx, events({ disabled: [changed], failing: [], recovered: [] }));

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import type { Db, Tx } from "./client.js";
-import { removeWakeJobs } from "./jobs.js";
+import { addJobs, deliverJobSpec, removeWakeJobs } from "./jobs.js";
 import { webhookDeliveries, webhookRegistrations } from "./schema.js";
 
 export type WebhookRow = typeof webhookRegistrations.$inferSelect;
@@ -67,6 +67,7 @@ export async function updateWebhook(
   defaultMaxAttempts: number,
 ): Promise<{ webhook: WebhookRow; cancelled: number } | undefined> {
   return db.transaction(async (tx) => {
+    if (changes.active === false || changes.maxAttempts !== undefined) await lockOpenDeliveries(tx, id);
     const [row] = await tx
       .update(w)
       .set({
@@ -85,10 +86,20 @@ export async function updateWebhook(
     if (!row) return undefined;
     if (changes.maxAttempts !== undefined) {
       const d = webhookDeliveries;
-      await tx
+      const attempts = changes.maxAttempts ?? defaultMaxAttempts;
+      const spent = await tx
         .update(d)
-        .set({ maxAttempts: changes.maxAttempts ?? defaultMaxAttempts, updatedAt: sql`now()` })
-        .where(and(eq(d.webhookId, id), inArray(d.status, ["pending", "retrying"])));
+        .set({
+          maxAttempts: attempts,
+          // Those with no attempt left are due now, to end as FAILED without another.
+          nextAttemptAt: sql`case when ${d.attemptCount} >= ${attempts} then least(${d.nextAttemptAt}, now()) else ${d.nextAttemptAt} end`,
+          updatedAt: sql`now()`,
+        })
+        .where(and(eq(d.webhookId, id), inArray(d.status, ["pending", "retrying"])))
+        .returning({ spent: sql<boolean>`${d.attemptCount} >= ${attempts}` });
+      if (spent.some((r) => r.spent)) {
+        await tx.execute(addJobs(sql`select ${deliverJobSpec(sql`${id}::uuid`)} as spec`));
+      }
     }
     const cancelled = changes.active === false ? await cancelPendingDeliveries(tx, id) : 0;
     return { webhook: row, cancelled };
@@ -102,6 +113,7 @@ export async function updateWebhook(
  */
 export async function unregisterWebhook(db: Db, id: string): Promise<number | undefined> {
   return db.transaction(async (tx) => {
+    await lockOpenDeliveries(tx, id);
     const [row] = await tx
       .update(webhookRegistrations)
       .set({ active: false, deletedAt: sql`now()`, updatedAt: sql`now()` })
@@ -129,6 +141,22 @@ export async function listWebhooks(
     )
     .orderBy(asc(webhookRegistrations.id))
     .limit(options.limit);
+}
+
+/**
+ * Locks the webhook's deliveries that have not ended, before its row: the
+ * statement that records outcomes locks deliveries, then their webhook (its
+ * failure streak), and a transaction that took them the other way round
+ * would deadlock with it.
+ */
+export async function lockOpenDeliveries(tx: Tx, webhookId: string): Promise<void> {
+  const d = webhookDeliveries;
+  await tx
+    .select({ id: d.id })
+    .from(d)
+    .where(and(eq(d.webhookId, webhookId), inArray(d.status, ["pending", "retrying"])))
+    .orderBy(asc(d.id))
+    .for("update");
 }
 
 /**

@@ -147,7 +147,7 @@ export class WebhookRunner {
     for (;;) {
       if (this.signal.aborted) {
         // Attempts still in flight are made again later (at least once); hand the webhook on if the database lets us.
-        await finishRunner(this.deps.db, this.finishRequest("yield")).catch(() => undefined);
+        await finishRunner(this.deps.db, this.finishRequest("yield", false)).catch(() => undefined);
         return "stopped";
       }
       if (this.endpointGone) {
@@ -179,7 +179,9 @@ export class WebhookRunner {
       if (idle && (stopping || paused || (this.queue.length === 0 && !more))) {
         if (paused) for (let i = 0; i < this.queue.length; i++) this.deps.metrics.deliveryPostponed("paused");
         const mode = this.failure !== undefined ? "abandon" : stopping ? "yield" : "done";
-        const finished = await this.retrying("finish", () => finishRunner(this.deps.db, this.finishRequest(mode)));
+        const finished = await this.retrying("finish", () =>
+          finishRunner(this.deps.db, this.finishRequest(mode, paused)),
+        );
         if (finished === undefined) return "stopped";
         if (finished.released) return stopping ? "handed on" : "released";
         // Deliveries are due that the reads did not see (pushed meanwhile through another server): read on.
@@ -190,8 +192,8 @@ export class WebhookRunner {
     }
   }
 
-  private finishRequest(mode: "done" | "yield" | "abandon") {
-    return { webhookId: this.webhookId, owner: this.owner, mode, pace: this.pace.state(Date.now()) };
+  private finishRequest(mode: "done" | "yield" | "abandon", paused: boolean) {
+    return { webhookId: this.webhookId, owner: this.owner, mode, paused, pace: this.pace.state(Date.now()) };
   }
 
   /** Attempts in flight at most. */
@@ -334,6 +336,8 @@ export class WebhookRunner {
     if (updated === undefined) return;
     if (verdict.endpoint?.kind === "gone") {
       await this.retrying("deactivate", () => this.deps.webhookGone(this.webhookId));
+      // Deactivated, its deliveries cancelled: one pushed meanwhile is read as its webhook's and cancelled too.
+      this.endpointGone = false;
     }
     // Not updated: the delivery was cancelled meanwhile, and counted by whoever cancelled it.
     if (updated) metrics.deliveryOutcome(verdict.status);
