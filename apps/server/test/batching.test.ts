@@ -272,16 +272,22 @@ describe("statements shared by concurrent callers", () => {
     const ids = await newDeliveries(2, true);
     const webhookId = await webhookOf(ids[0]!);
     assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE, paused: false }), {
-      released: false,
-    });
+    assert.deepEqual(
+      await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE, paused: false }),
+      {
+        released: false,
+      },
+    );
 
     const later = new Date(Date.now() + 3_600_000);
     await recordOutcome(db, attempt(ids[0]!));
     await recordOutcome(db, attempt(ids[1]!, { status: "retrying", responseCode: 503, nextAttemptAt: later }));
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE, paused: false }), {
-      released: true,
-    });
+    assert.deepEqual(
+      await finishRunner(db, { webhookId, owner: "pool-a", mode: "done", pace: NO_PACE, paused: false }),
+      {
+        released: true,
+      },
+    );
     const [runner] = await database.sql`select 1 from webhook_runners where webhook_id = ${webhookId}`;
     assert.equal(runner, undefined, "let go");
     const wake = await database.sql<{ run_at: Date; key: string }[]>`
@@ -295,15 +301,21 @@ describe("statements shared by concurrent callers", () => {
     const ids = await newDeliveries(1, true);
     const webhookId = await webhookOf(ids[0]!);
     assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-a", mode: "yield", pace: NO_PACE, paused: false }), {
-      released: true,
-    });
+    assert.deepEqual(
+      await finishRunner(db, { webhookId, owner: "pool-a", mode: "yield", pace: NO_PACE, paused: false }),
+      {
+        released: true,
+      },
+    );
     const [job] = await database.sql<{ due: boolean }[]>`
       select j.run_at <= now() as due from graphile_worker._private_jobs j where j.payload->>'webhookId' = ${webhookId}`;
     assert.equal(job?.due, true);
-    assert.deepEqual(await finishRunner(db, { webhookId, owner: "pool-gone", mode: "done", pace: NO_PACE, paused: false }), {
-      released: true,
-    });
+    assert.deepEqual(
+      await finishRunner(db, { webhookId, owner: "pool-gone", mode: "done", pace: NO_PACE, paused: false }),
+      {
+        released: true,
+      },
+    );
   });
 
   it("starts concurrent runners in shared statements, each with its own page", async () => {
