@@ -17,27 +17,30 @@ CREATE INDEX "webhook_deliveries_ordering_idx" ON "webhook_deliveries" USING btr
 CREATE INDEX "webhook_registrations_failing_idx" ON "webhook_registrations" USING btree ("id") WHERE "webhook_registrations"."failing_since" is not null or "webhook_registrations"."failing_noticed_at" is not null;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD CONSTRAINT "webhook_registrations_ordering_check" CHECK ("webhook_registrations"."ordering" in ('none', 'by_key'));--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD CONSTRAINT "webhook_registrations_disabled_reason_check" CHECK ("webhook_registrations"."disabled_reason" in ('manual', 'gone', 'failing'));--> statement-breakpoint
--- The first delivery (in push order) of each ordering key among a webhook's
--- deliveries that have not ended: what an ordered webhook may attempt. A skip
--- scan of webhook_deliveries_ordering_idx (one descent per key, then one for
--- its first delivery): its cost grows with the number of keys, not with the
--- backlog behind them.
+-- The first delivery (in push order) of each ordering key among the
+-- deliveries of a webhook that keeps order which have not ended: what it may
+-- attempt (nothing for a webhook that does not keep order). A skip scan of
+-- webhook_deliveries_ordering_idx, one descent per key: its cost grows with
+-- the number of keys, not with the backlog behind them. PL/pgSQL, so that its
+-- statements are planned once per session, not at every call.
 CREATE FUNCTION "httpqueue_key_heads"("webhook" uuid) RETURNS SETOF "webhook_deliveries"
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  WITH RECURSIVE k(ordering_key) AS (
-    (SELECT d.ordering_key FROM webhook_deliveries d
-      WHERE d.webhook_id = webhook AND d.status IN ('pending', 'retrying')
-      ORDER BY d.ordering_key LIMIT 1)
-    UNION ALL
-    SELECT (SELECT d.ordering_key FROM webhook_deliveries d
-        WHERE d.webhook_id = webhook AND d.status IN ('pending', 'retrying') AND d.ordering_key > k.ordering_key
-        ORDER BY d.ordering_key LIMIT 1)
-    FROM k WHERE k.ordering_key IS NOT NULL
-  )
-  SELECT h.* FROM k CROSS JOIN LATERAL (
-    SELECT * FROM webhook_deliveries d
-    WHERE d.webhook_id = webhook AND d.ordering_key = k.ordering_key AND d.status IN ('pending', 'retrying')
-    ORDER BY d.event_id LIMIT 1
-  ) h
-  WHERE k.ordering_key IS NOT NULL
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  k text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM webhook_registrations w WHERE w.id = webhook AND w.ordering = 'by_key') THEN
+    RETURN;
+  END IF;
+  SELECT d.ordering_key INTO k FROM webhook_deliveries d
+    WHERE d.webhook_id = webhook AND d.status IN ('pending', 'retrying')
+    ORDER BY d.ordering_key LIMIT 1;
+  WHILE FOUND LOOP
+    RETURN QUERY SELECT * FROM webhook_deliveries d
+      WHERE d.webhook_id = webhook AND d.ordering_key = k AND d.status IN ('pending', 'retrying')
+      ORDER BY d.event_id LIMIT 1;
+    SELECT d.ordering_key INTO k FROM webhook_deliveries d
+      WHERE d.webhook_id = webhook AND d.status IN ('pending', 'retrying') AND d.ordering_key > k
+      ORDER BY d.ordering_key LIMIT 1;
+  END LOOP;
+END
 $$;

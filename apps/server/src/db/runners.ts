@@ -64,7 +64,7 @@ const nextDue = (webhookId: SQL) => sql`least(
     (select d.next_attempt_at from ${webhookDeliveries} d
       where not ${keyed(webhookId)} and d.webhook_id = ${webhookId} and d.status in ('pending', 'retrying')
       order by d.next_attempt_at limit 1),
-    (select min(h.next_attempt_at) from httpqueue_key_heads(${webhookId}) h where ${keyed(webhookId)})
+    (select min(h.next_attempt_at) from httpqueue_key_heads(${webhookId}) h)
   )`;
 
 /**
@@ -91,7 +91,7 @@ const dueDeliveries = (condition = sql`true`) => {
       order by next_attempt_at limit input.lim offset 0)
     union all
     (select ${columns} from httpqueue_key_heads(input.webhook_id)
-      where ${keyed(sql`input.webhook_id`)} and ${due}
+      where ${due}
       order by next_attempt_at limit input.lim offset 0)
   ) d
   join ${eventRecords} e on e.id = d.event_id

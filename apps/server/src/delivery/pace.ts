@@ -62,7 +62,12 @@ export class Pace {
   /** A request starts now: the next one waits its turn. */
   take(now: number): void {
     const rate = this.rate();
-    if (Number.isFinite(rate)) this.nextSendAt = Math.max(this.nextSendAt, now) + 1000 / rate;
+    if (Number.isFinite(rate)) {
+      // A timer that fired a little late does not push the schedule back (the rate would drift
+      // below the limit); after a longer gap, the schedule starts again from now (no burst).
+      const interval = 1000 / rate;
+      this.nextSendAt = (now - this.nextSendAt < interval ? this.nextSendAt : now) + interval;
+    }
     if (now - this.bucketStart >= 1000) {
       this.previousCount = now - this.bucketStart < 2000 ? this.bucketCount : 0;
       this.bucketStart = now;
