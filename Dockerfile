@@ -9,6 +9,7 @@ RUN npm install --global --no-audit --no-fund pnpm@10.34.9
 # The packages first, from the lockfile alone: this layer is reused until the
 # lockfile changes, whatever else does.
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY patches ./patches
 RUN pnpm fetch
 COPY . .
 RUN pnpm install --frozen-lockfile --offline

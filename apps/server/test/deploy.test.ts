@@ -103,6 +103,10 @@ describe("deployment", () => {
     const grace = /stop_grace_period: (\d+)s/.exec(compose);
     const timeout = /SHUTDOWN_TIMEOUT: \$\{SHUTDOWN_TIMEOUT:-(\d+)s\}/.exec(compose);
     assert.ok(grace && timeout && Number(timeout[1]) < Number(grace[1]), "compose waits longer than the drain");
+    // What the README says of it.
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    assert.ok(readme.includes(`image sets \`SHUTDOWN_TIMEOUT=${shutdown[1]}s\``), "the README names the image's drain");
+    assert.ok(readme.includes(`(${timeout[1]} s within \`stop_grace_period: ${grace[1]}s\`)`), "and compose's");
   });
 
   it("starts from the bundle and serves", async () => {
