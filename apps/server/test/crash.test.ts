@@ -21,12 +21,17 @@ describe("crash safety", () => {
 
   it("an event pushed just before SIGKILL is delivered after a restart", async () => {
     const receiver = await fixture.receiver();
-    let { proc, client } = await start(fixture.db);
-    await client.registerWebhook({ namespace: "crash", event: "push", url: receiver.url });
-    const { eventId } = await client.pushEvent({ namespace: "crash", event: "push", payload: '{"n":1}' });
-    await kill(proc, client);
+    const first = await start(fixture.db);
+    let eventId: string;
+    try {
+      await first.client.registerWebhook({ namespace: "crash", event: "push", url: receiver.url });
+      ({ eventId } = await first.client.pushEvent({ namespace: "crash", event: "push", payload: '{"n":1}' }));
+    } finally {
+      // Killed whatever happened: a failed call must not leave the server running.
+      await kill(first.proc, first.client);
+    }
 
-    ({ proc, client } = await start(fixture.db));
+    const { proc, client } = await start(fixture.db);
     try {
       const [request] = await receiver.waitForRequests(1, 10_000);
       assert.equal(request?.body, '{"n":1}');
@@ -39,16 +44,20 @@ describe("crash safety", () => {
   it("a delivery in flight when the server is killed is retried within seconds of the restart", async () => {
     // The first request never gets an answer: the server dies while its job is locked.
     const receiver = await fixture.receiver((_req, i) => (i === 0 ? "hang" : 200));
-    let { proc, client } = await start(fixture.db);
-    await client.registerWebhook({ namespace: "crash", event: "inflight", url: receiver.url });
-    const { eventId } = await client.pushEvent({ namespace: "crash", event: "inflight", payload: "{}" });
-    await receiver.waitForRequests(1);
-    await kill(proc, client);
+    const first = await start(fixture.db);
+    let eventId: string;
+    try {
+      await first.client.registerWebhook({ namespace: "crash", event: "inflight", url: receiver.url });
+      ({ eventId } = await first.client.pushEvent({ namespace: "crash", event: "inflight", payload: "{}" }));
+      await receiver.waitForRequests(1);
+    } finally {
+      await kill(first.proc, first.client);
+    }
     const [locked] = await fixture.db.sql<{ n: number }[]>`
       select count(*)::int as n from graphile_worker.jobs where locked_by is not null`;
     assert.ok((locked?.n ?? 0) >= 1, "the dead server's job is still locked");
 
-    ({ proc, client } = await start(fixture.db));
+    const { proc, client } = await start(fixture.db);
     try {
       const requests = await receiver.waitForRequests(2, 10_000);
       assert.equal(requests[1]?.headers["webhook-id"], requests[0]?.headers["webhook-id"]);
