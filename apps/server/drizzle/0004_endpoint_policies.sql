@@ -10,11 +10,12 @@ ALTER TABLE "webhook_registrations" ADD COLUMN "disabled_at" timestamp with time
 ALTER TABLE "webhook_registrations" ADD COLUMN "failing_since" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD COLUMN "failure_count" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD COLUMN "failing_noticed_at" timestamp with time zone;--> statement-breakpoint
+ALTER TABLE "webhook_registrations" ADD COLUMN "recovered_at" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD COLUMN "paused_until" timestamp with time zone;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD COLUMN "pace" double precision;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD COLUMN "next_send_at" timestamp with time zone;--> statement-breakpoint
 CREATE INDEX "webhook_deliveries_ordering_idx" ON "webhook_deliveries" USING btree ("webhook_id","ordering_key","event_id") WHERE "webhook_deliveries"."status" in ('pending', 'retrying');--> statement-breakpoint
-CREATE INDEX "webhook_registrations_failing_idx" ON "webhook_registrations" USING btree ("id") WHERE "webhook_registrations"."failing_since" is not null or "webhook_registrations"."failing_noticed_at" is not null;--> statement-breakpoint
+CREATE INDEX "webhook_registrations_failing_idx" ON "webhook_registrations" USING btree ("id") WHERE "webhook_registrations"."failing_since" is not null or "webhook_registrations"."failing_noticed_at" is not null or "webhook_registrations"."recovered_at" is not null;--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD CONSTRAINT "webhook_registrations_ordering_check" CHECK ("webhook_registrations"."ordering" in ('none', 'by_key'));--> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD CONSTRAINT "webhook_registrations_disabled_reason_check" CHECK ("webhook_registrations"."disabled_reason" in ('manual', 'gone', 'failing'));--> statement-breakpoint
 -- The first delivery (in push order) of each ordering key among the

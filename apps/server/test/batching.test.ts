@@ -297,6 +297,42 @@ describe("statements shared by concurrent callers", () => {
     assert.equal(await fetchDueDeliveries(db, { webhookId, limit: 10, exclude: [] }).then((d) => d.length), 0);
   });
 
+  it("keeps each webhook's failure streak; a success ends an announced one, its recovery due even if it fails again", async () => {
+    const ids = await newDeliveries(3, true);
+    const webhookId = await webhookOf(ids[0]!);
+    const streak = async () => {
+      const [row] = await database.sql<
+        { since: Date | null; failures: number; noticed: Date | null; recovered: Date | null }[]
+      >`select failing_since as since, failure_count as failures, failing_noticed_at as noticed, recovered_at as recovered
+        from webhook_registrations where id = ${webhookId}`;
+      return row!;
+    };
+    const failed = (id: string, startedAt: Date) =>
+      attempt(id, {
+        startedAt,
+        status: "retrying",
+        responseCode: 500,
+        errorMessage: "receiver answered HTTP 500",
+        nextAttemptAt: new Date(Date.now() + 3_600_000),
+      });
+    const t = Date.parse("2026-01-01T00:00:00Z");
+    await Promise.all([
+      recordOutcome(db, failed(ids[0]!, new Date(t))),
+      recordOutcome(db, failed(ids[1]!, new Date(t + 1000))),
+    ]);
+    assert.deepEqual(await streak(), { since: new Date(t), failures: 2, noticed: null, recovered: null });
+
+    await database.sql`update webhook_registrations set failing_noticed_at = now() where id = ${webhookId}`;
+    // A success, then a failure that starts a new streak (before any sweep has looked).
+    await Promise.all([
+      recordOutcome(db, attempt(ids[2]!, { startedAt: new Date(t + 2000) })),
+      recordOutcome(db, { ...failed(ids[0]!, new Date(t + 3000)), attemptNumber: 2 }),
+    ]);
+    const after = await streak();
+    assert.deepEqual([after.since, after.failures, after.noticed], [new Date(t + 3000), 1, null]);
+    assert.ok(after.recovered, "the announced streak's recovery is due");
+  });
+
   it("yielding lets go whatever is due, with a job due now; a row that is not ours counts as let go", async () => {
     const ids = await newDeliveries(1, true);
     const webhookId = await webhookOf(ids[0]!);

@@ -101,9 +101,12 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
     group by webhook_id
   ), streak as (
     -- The webhook's failure streak (for auto-disable); untouched while it succeeds and is not failing.
+    -- A success ends a streak announced as failing: its recovery is due (announced by the health sweep).
     update ${webhookRegistrations} w set
       failing_since = case when s.any_ok then s.since else coalesce(w.failing_since, s.since) end,
-      failure_count = case when s.any_ok then s.failures else w.failure_count + s.failures end
+      failure_count = case when s.any_ok then s.failures else w.failure_count + s.failures end,
+      failing_noticed_at = case when s.any_ok then null else w.failing_noticed_at end,
+      recovered_at = case when s.any_ok and w.failing_noticed_at is not null then now() else w.recovered_at end
     from streaks s
     where w.id = s.webhook_id and (s.failures > 0 or w.failing_since is not null)
   ), attempt as (

@@ -60,6 +60,8 @@ export const webhookRegistrations = pgTable(
     failureCount: integer("failure_count").notNull().default(0),
     /** When the webhook.failing operator event was pushed for the current failure streak. */
     failingNoticedAt: timestamp("failing_noticed_at", { withTimezone: true }),
+    /** When a success ended a streak announced as failing: webhook.recovered is due. */
+    recoveredAt: timestamp("recovered_at", { withTimezone: true }),
     /** No attempt before then: the receiver answered 429 or 503 with Retry-After. */
     pausedUntil: timestamp("paused_until", { withTimezone: true }),
     /** Requests a second the receiver was slowed to (429, 502, 503, 504 without Retry-After); null: not slowed. */
@@ -80,10 +82,10 @@ export const webhookRegistrations = pgTable(
     check("webhook_registrations_method_check", sql`${t.method} in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')`),
     check("webhook_registrations_ordering_check", sql`${t.ordering} in ('none', 'by_key')`),
     check("webhook_registrations_disabled_reason_check", sql`${t.disabledReason} in ('manual', 'gone', 'failing')`),
-    // The health sweep: webhooks failing, or whose failure was announced.
+    // The health sweep: webhooks failing, announced as failing, or recovered since.
     index("webhook_registrations_failing_idx")
       .on(t.id)
-      .where(sql`${t.failingSince} is not null or ${t.failingNoticedAt} is not null`),
+      .where(sql`${t.failingSince} is not null or ${t.failingNoticedAt} is not null or ${t.recoveredAt} is not null`),
   ],
 );
 

@@ -114,11 +114,7 @@ export async function sweepWebhookHealth(
         ),
       )
       .returning();
-    const recoveredRows = await tx
-      .update(w)
-      .set({ failingNoticedAt: null })
-      .where(and(isNotNull(w.failingNoticedAt), isNull(w.failingSince)))
-      .returning();
+    const recoveredRows = await tx.update(w).set({ recoveredAt: null }).where(isNotNull(w.recoveredAt)).returning();
     const changes = {
       disabled,
       failing: await lastErrors(tx, failingRows),

@@ -46,6 +46,7 @@ const CLEAN_WHEN_REACTIVATED = {
   failingSince: sql`case when ${w.active} then ${w.failingSince} end`,
   failureCount: sql`case when ${w.active} then ${w.failureCount} else 0 end`,
   failingNoticedAt: sql`case when ${w.active} then ${w.failingNoticedAt} end`,
+  recoveredAt: sql`case when ${w.active} then ${w.recoveredAt} end`,
   pausedUntil: sql`case when ${w.active} then ${w.pausedUntil} end`,
   pace: sql`case when ${w.active} then ${w.pace} end`,
   nextSendAt: sql`case when ${w.active} then ${w.nextSendAt} end`,
