@@ -35,7 +35,8 @@ export function toWebhook(row: WebhookRow): Webhook {
   };
 }
 
-const ORDERING: Record<OrderingValue, Ordering> = {
+/** Stored ordering → API enum (api/validation.ts reads it the other way). */
+export const ORDERING: Record<OrderingValue, Ordering> = {
   none: Ordering.ORDERING_NONE,
   by_key: Ordering.ORDERING_BY_KEY,
 };

@@ -1,6 +1,7 @@
-import { Ordering, type RetryPolicy } from "@httpqueue/proto";
+import type { Ordering, RetryPolicy } from "@httpqueue/proto";
 import type { OrderingValue } from "../db/schema.js";
 import { OPERATOR_NAMESPACE } from "../delivery/webhook-health.js";
+import { ORDERING } from "./convert.js";
 import { invalidArgument } from "./errors.js";
 
 /** Field checks. Each returns the normalised value or throws INVALID_ARGUMENT naming the field. */
@@ -245,13 +246,11 @@ export function checkLimit(field: string, value: number, max: number, zero: stri
   return value;
 }
 
-const ORDERINGS: Partial<Record<number, OrderingValue>> = {
-  [Ordering.ORDERING_NONE]: "none",
-  [Ordering.ORDERING_BY_KEY]: "by_key",
-};
+/** API enum → stored ordering: the inverse of convert.ts's map. */
+const ORDERINGS = new Map(Object.entries(ORDERING).map(([stored, api]) => [api, stored as OrderingValue]));
 
 export function checkOrdering(field: string, value: Ordering): OrderingValue {
-  const ordering = ORDERINGS[value];
+  const ordering = ORDERINGS.get(value);
   if (ordering === undefined) throw invalidArgument(field, "must be ORDERING_NONE or ORDERING_BY_KEY");
   return ordering;
 }

@@ -224,13 +224,14 @@ export interface FinishResult {
 // yielding with deliveries due, a job due now). A row that is not ours any
 // more (the liveness sweep took us for dead) counts as released.
 const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sql`
-  with input as (
-    select x.ord, x.webhook_id, x.owner, x.mode, x.paused, x.paused_until, x.pace, x.next_send_at,
-      coalesce(${nextDue(sql`x.webhook_id`)} <= now(), false) as due
+  with requested as (
+    select x.*, ${nextDue(sql`x.webhook_id`)} as next_due
     from json_to_recordset(${sql.placeholder("input")}::json) as x(
       ord int, webhook_id uuid, owner text, mode text, paused boolean, paused_until timestamptz, pace float8,
       next_send_at timestamptz
     )
+  ), input as (
+    select requested.*, coalesce(next_due <= now(), false) as due from requested
   ), released as (
     delete from ${webhookRunners} r using input
     where r.webhook_id = input.webhook_id and r.owner = input.owner and (input.mode <> 'done' or not input.due or input.paused)
@@ -243,8 +244,7 @@ const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sq
       and (w.paused_until, w.pace, w.next_send_at) is distinct from (input.paused_until, input.pace, input.next_send_at)
     returning w.id
   ), next as (
-    select input.webhook_id, input.due and not input.paused as due,
-      greatest(${nextDue(sql`input.webhook_id`)}, input.paused_until) as at
+    select input.webhook_id, input.due and not input.paused as due, greatest(input.next_due, input.paused_until) as at
     from input join released using (webhook_id)
     where input.mode <> 'abandon'
   ), jobs as (

@@ -93,11 +93,7 @@ export async function sweepWebhookHealth(
       settings.autoDisableAfterMs > 0
         ? await disable(
             tx,
-            and(
-              isNotNull(w.failingSince),
-              lte(w.failingSince, ago(settings.autoDisableAfterMs)),
-              gte(w.failureCount, settings.minFailures),
-            ),
+            and(lte(w.failingSince, ago(settings.autoDisableAfterMs)), gte(w.failureCount, settings.minFailures)),
             "failing",
           )
         : [];
@@ -108,7 +104,6 @@ export async function sweepWebhookHealth(
         and(
           eq(w.active, true),
           isNull(w.deletedAt),
-          isNotNull(w.failingSince),
           isNull(w.failingNoticedAt),
           lte(w.failingSince, ago(settings.failingNoticeAfterMs)),
         ),

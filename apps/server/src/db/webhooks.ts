@@ -39,6 +39,10 @@ export async function findWebhook(db: Db, id: string): Promise<WebhookRow | unde
 
 const w = webhookRegistrations;
 
+/** The webhook's deliveries that have not ended. */
+const openDeliveriesOf = (webhookId: string) =>
+  and(eq(webhookDeliveries.webhookId, webhookId), inArray(webhookDeliveries.status, ["pending", "retrying"]));
+
 /** Set on (re)activation: an inactive webhook comes back clean. */
 const CLEAN_WHEN_REACTIVATED = {
   disabledReason: sql`case when ${w.active} then ${w.disabledReason} end`,
@@ -96,7 +100,7 @@ export async function updateWebhook(
           nextAttemptAt: sql`case when ${d.attemptCount} >= ${attempts} then least(${d.nextAttemptAt}, now()) else ${d.nextAttemptAt} end`,
           updatedAt: sql`now()`,
         })
-        .where(and(eq(d.webhookId, id), inArray(d.status, ["pending", "retrying"])))
+        .where(openDeliveriesOf(id))
         .returning({ spent: sql<boolean>`${d.attemptCount} >= ${attempts}` });
       if (spent.some((r) => r.spent)) {
         await tx.execute(addJobs(sql`select ${deliverJobSpec(sql`${id}::uuid`)} as spec`));
@@ -152,12 +156,7 @@ export async function listWebhooks(
  */
 export async function lockOpenDeliveries(tx: Tx, webhookId: string): Promise<void> {
   const d = webhookDeliveries;
-  await tx
-    .select({ id: d.id })
-    .from(d)
-    .where(and(eq(d.webhookId, webhookId), inArray(d.status, ["pending", "retrying"])))
-    .orderBy(asc(d.id))
-    .for("update");
+  await tx.select({ id: d.id }).from(d).where(openDeliveriesOf(webhookId)).orderBy(asc(d.id)).for("update");
 }
 
 /**
@@ -171,7 +170,7 @@ export async function cancelPendingDeliveries(tx: Tx, webhookId: string): Promis
   const rows = await tx
     .update(d)
     .set({ status: "cancelled", nextAttemptAt: null, completedAt: sql`now()`, updatedAt: sql`now()` })
-    .where(and(eq(d.webhookId, webhookId), inArray(d.status, ["pending", "retrying"])))
+    .where(openDeliveriesOf(webhookId))
     .returning({ id: d.id });
   await tx.execute(removeWakeJobs(sql`${webhookId}`));
   return rows.length;

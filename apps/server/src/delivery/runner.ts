@@ -288,18 +288,9 @@ export class WebhookRunner {
     const { http, policy, metrics, userAgent } = this.deps;
     const attemptNumber = d.attemptCount + 1;
     const ids = { deliveryId: d.id, eventId: d.eventId, attempt: attemptNumber };
-    if (!d.active || d.deleted) {
-      // Normally cancelled with the webhook; this one was read just before.
-      await this.close(d, "cancelled", "the webhook was deactivated or unregistered");
-      return;
-    }
-    if (Date.now() >= d.expiresAt) {
-      await this.close(d, "expired", `the event expired before attempt ${attemptNumber}`);
-      return;
-    }
-    if (d.attemptCount >= d.maxAttempts) {
-      // The webhook's retry policy was changed to fewer attempts than this delivery has made.
-      await this.close(d, "failed", `its ${d.attemptCount} attempts are all the retry policy allows`);
+    const end = closing(d);
+    if (end !== undefined) {
+      await this.close(d, end.status, end.errorMessage);
       return;
     }
     const readAt = performance.now();
@@ -402,10 +393,27 @@ export class WebhookRunner {
   }
 }
 
-/** Whether attempting the delivery sends a request (or only ends it: its webhook or event is gone). */
-function needsRequest(d: DueDelivery): boolean {
-  return d.active && !d.deleted && Date.now() < d.expiresAt && d.attemptCount < d.maxAttempts;
+/**
+ * How the delivery ends without a request, when it does: its webhook or event
+ * is gone, or it has no attempt left; undefined when its attempt sends one.
+ */
+function closing(d: DueDelivery): { status: "cancelled" | "expired" | "failed"; errorMessage: string } | undefined {
+  if (!d.active || d.deleted) {
+    // Normally cancelled with the webhook; this one was read just before.
+    return { status: "cancelled", errorMessage: "the webhook was deactivated or unregistered" };
+  }
+  if (Date.now() >= d.expiresAt) {
+    return { status: "expired", errorMessage: `the event expired before attempt ${d.attemptCount + 1}` };
+  }
+  if (d.attemptCount >= d.maxAttempts) {
+    // The webhook's retry policy was changed to fewer attempts than this delivery has made.
+    return { status: "failed", errorMessage: `its ${d.attemptCount} attempts are all the retry policy allows` };
+  }
+  return undefined;
 }
+
+/** Whether attempting the delivery sends a request (one that only ends it takes no slot of the pace). */
+const needsRequest = (d: DueDelivery): boolean => closing(d) === undefined;
 
 /**
  * The webhook's method, URL and custom headers, the payload as the body (none
