@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export * from "./gen/httpqueue/v1/webhook.js";
+export { parseDuration } from "./duration.js";
 export { findField, hasLoneSurrogate, toWellFormed } from "./fields.js";
 // The standard gRPC services the server also offers. Namespaced: their
 // generated modules share helper names (DeepPartial, MessageFns, ...).
