@@ -12,31 +12,29 @@ import {
 } from "@grpc/grpc-js";
 import {
   findField,
+  GetEventRequest,
   GetWebhookStatusRequest,
   hasLoneSurrogate,
+  ListAttemptsRequest,
+  ListEventsRequest,
   ListWebhooksRequest,
   PushEventRequest,
+  RecoverWebhookRequest,
   RegisterWebhookRequest,
+  ReplayMissedRequest,
+  ResendDeliveryRequest,
   UnregisterWebhookRequest,
   UpdateWebhookRequest,
+  WatchDeliveriesRequest,
   WebhookServiceService,
   type DeepPartial,
-  type Delivery,
-  type GetWebhookStatusResponse,
-  type ListWebhooksResponse,
-  type PushEventResponse,
-  type RegisterWebhookResponse,
-  type UnregisterWebhookResponse,
-  type UpdateWebhookResponse,
-  type Webhook,
 } from "@httpqueue/proto";
+import type { CallOptions, HttpQueueClient, Rpc } from "./client-api.js";
 import { HttpQueueError } from "./errors.js";
-import {
-  toGetWebhookStatusRequest,
-  toPushEventRequest,
-  type GetWebhookStatusInput,
-  type PushEventInput,
-} from "./inputs.js";
+import { toGetWebhookStatusRequest, toPushEventRequest } from "./inputs.js";
+import { deliveryWatch } from "./watch.js";
+
+export type { CallOptions, HttpQueueClient } from "./client-api.js";
 
 export interface TlsOptions {
   /** PEM of the CA that signed the server's certificate; the system roots when absent. */
@@ -59,53 +57,6 @@ export interface ClientOptions {
   userAgent?: string | undefined;
   /** Extra grpc-js channel options. */
   channelOptions?: ChannelOptions | undefined;
-}
-
-export interface CallOptions {
-  /** Deadline of this call, in ms. */
-  deadlineMs?: number | undefined;
-  /** Cancels the call (it rejects with CANCELLED). */
-  signal?: AbortSignal | undefined;
-}
-
-type Rpc<Req, Res> = (request: DeepPartial<Req>, options?: CallOptions) => Promise<Res>;
-
-export interface HttpQueueClient {
-  /** Registers a webhook; the response carries its signing secret, shown only here. */
-  registerWebhook: Rpc<RegisterWebhookRequest, RegisterWebhookResponse>;
-  /** Changes the fields that are set; deactivating cancels pending deliveries. */
-  updateWebhook: Rpc<UpdateWebhookRequest, UpdateWebhookResponse>;
-  /** Removes a webhook and cancels its pending deliveries. */
-  unregisterWebhook: Rpc<UnregisterWebhookRequest, UnregisterWebhookResponse>;
-  /** One page of webhooks, oldest first. */
-  listWebhooks: Rpc<ListWebhooksRequest, ListWebhooksResponse>;
-  /** Every webhook, fetching page after page: `for await (const w of client.listWebhooksAsync({}))`. */
-  listWebhooksAsync(
-    request?: DeepPartial<Omit<ListWebhooksRequest, "pageToken">>,
-    options?: CallOptions,
-  ): AsyncIterable<Webhook>;
-  /**
-   * Pushes an event; durable once this resolves. A payload that is not a
-   * string is JSON-encoded.
-   */
-  pushEvent(request: PushEventInput, options?: CallOptions): Promise<PushEventResponse>;
-  /**
-   * Deliveries of a webhook (`{ webhookId }`: counts per status and one page,
-   * newest first) or of an event (`{ eventId }`: the event and one page of its
-   * deliveries, oldest first). The generated form,
-   * `{ identifier: { $case: "webhookId", value } }`, works too.
-   */
-  getWebhookStatus(request: GetWebhookStatusInput, options?: CallOptions): Promise<GetWebhookStatusResponse>;
-  /**
-   * Every delivery of a webhook (newest first) or of an event (oldest first),
-   * fetching page after page.
-   */
-  listDeliveriesAsync(
-    request: ({ webhookId: string } | { eventId: string }) & { pageSize?: number | undefined },
-    options?: CallOptions,
-  ): AsyncIterable<Delivery>;
-  /** Closes the channel; later calls reject with FAILED_PRECONDITION. */
-  close(): void;
 }
 
 const DEFAULT_DEADLINE_MS = 10_000;
@@ -138,6 +89,24 @@ export function createClient(options: ClientOptions): HttpQueueClient {
   const service = WebhookServiceService;
   let closed = false;
 
+  /** The message and metadata of a call; throws an HttpQueueError when it cannot be sent. */
+  function prepare<Req>(request: DeepPartial<Req>, messageFns: MessageFns<Req>, callOptions: CallOptions | undefined) {
+    if (closed) throw new HttpQueueError(status.FAILED_PRECONDITION, "the client is closed");
+    checkDeadline(callOptions?.deadlineMs, "deadlineMs");
+    const message = messageFns.fromPartial(request);
+    // UTF-8 cannot carry it: it would arrive as U+FFFD, the text silently changed.
+    const damaged = findField(message as object, hasLoneSurrogate);
+    if (damaged !== undefined) {
+      throw new HttpQueueError(
+        status.INVALID_ARGUMENT,
+        `${damaged}: holds a lone surrogate (half of a UTF-16 pair), which cannot be sent as UTF-8`,
+      );
+    }
+    const metadata = new Metadata();
+    if (options.token) metadata.set("authorization", `Bearer ${options.token}`);
+    return { message, metadata };
+  }
+
   function rpc<Req, Res>(
     def: {
       path: string;
@@ -148,33 +117,17 @@ export function createClient(options: ClientOptions): HttpQueueClient {
   ): Rpc<Req, Res> {
     return (request, callOptions) =>
       new Promise<Res>((resolve, reject) => {
-        if (closed) {
-          reject(new HttpQueueError(status.FAILED_PRECONDITION, "the client is closed"));
-          return;
-        }
-        const deadlineMs = callOptions?.deadlineMs ?? defaultDeadline;
         const signal = callOptions?.signal;
-        if (signal?.aborted) {
-          reject(
-            new HttpQueueError(status.CANCELLED, "the call was cancelled before it started", { cause: signal.reason }),
-          );
-          return;
-        }
-        const metadata = new Metadata();
-        if (options.token) metadata.set("authorization", `Bearer ${options.token}`);
         let call: ClientUnaryCall;
         try {
-          checkDeadline(callOptions?.deadlineMs, "deadlineMs");
-          const grpcOptions: GrpcCallOptions = { deadline: Date.now() + deadlineMs };
-          const message = messageFns.fromPartial(request);
-          // UTF-8 cannot carry it: it would arrive as U+FFFD, the text silently changed.
-          const damaged = findField(message as object, hasLoneSurrogate);
-          if (damaged !== undefined) {
-            throw new HttpQueueError(
-              status.INVALID_ARGUMENT,
-              `${damaged}: holds a lone surrogate (half of a UTF-16 pair), which cannot be sent as UTF-8`,
-            );
+          if (closed) throw new HttpQueueError(status.FAILED_PRECONDITION, "the client is closed");
+          if (signal?.aborted) {
+            throw new HttpQueueError(status.CANCELLED, "the call was cancelled before it started", {
+              cause: signal.reason,
+            });
           }
+          const { message, metadata } = prepare(request, messageFns, callOptions);
+          const grpcOptions: GrpcCallOptions = { deadline: Date.now() + (callOptions?.deadlineMs ?? defaultDeadline) };
           call = client.makeUnaryRequest(
             def.path,
             def.requestSerialize,
@@ -189,13 +142,7 @@ export function createClient(options: ClientOptions): HttpQueueClient {
             },
           );
         } catch (err) {
-          reject(
-            err instanceof HttpQueueError
-              ? err
-              : new HttpQueueError(status.INVALID_ARGUMENT, `the call could not start: ${errorMessage(err)}`, {
-                  cause: err,
-                }),
-          );
+          reject(startFailure(err));
           return;
         }
         function cancel() {
@@ -212,6 +159,8 @@ export function createClient(options: ClientOptions): HttpQueueClient {
       call(convert(input), callOptions);
 
   const listWebhooks = rpc(service.listWebhooks, ListWebhooksRequest);
+  const listAttempts = rpc(service.listAttempts, ListAttemptsRequest);
+  const listEvents = rpc(service.listEvents, ListEventsRequest);
   const getWebhookStatus = guard(toGetWebhookStatusRequest, rpc(service.getWebhookStatus, GetWebhookStatusRequest));
   return {
     registerWebhook: rpc(service.registerWebhook, RegisterWebhookRequest),
@@ -230,6 +179,41 @@ export function createClient(options: ClientOptions): HttpQueueClient {
         (pageToken) => getWebhookStatus({ ...request, pageToken }, callOptions),
         (page) => page.deliveries,
       ),
+    listAttempts,
+    listAttemptsAsync: (request, callOptions) =>
+      everyPage(
+        (pageToken) => listAttempts({ ...request, pageToken }, callOptions),
+        (page) => page.attempts,
+      ),
+    getEvent: rpc(service.getEvent, GetEventRequest),
+    listEvents,
+    listEventsAsync: (request = {}, callOptions) =>
+      everyPage(
+        (pageToken) => listEvents({ ...request, pageToken }, callOptions),
+        (page) => page.events,
+      ),
+    resendDelivery: rpc(service.resendDelivery, ResendDeliveryRequest),
+    recoverWebhook: rpc(service.recoverWebhook, RecoverWebhookRequest),
+    replayMissed: rpc(service.replayMissed, ReplayMissedRequest),
+    watchDeliveries: (request = {}, callOptions) =>
+      deliveryWatch(() => {
+        const { message, metadata } = prepare<WatchDeliveriesRequest>(request, WatchDeliveriesRequest, callOptions);
+        const def = service.watchDeliveries;
+        // A stream lives as long as it is read: the client's default deadline is for single calls.
+        const deadlineMs = callOptions?.deadlineMs;
+        try {
+          return client.makeServerStreamRequest(
+            def.path,
+            def.requestSerialize,
+            def.responseDeserialize,
+            message,
+            metadata,
+            deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs },
+          );
+        } catch (err) {
+          throw startFailure(err);
+        }
+      }, callOptions?.signal),
     close() {
       closed = true;
       client.close();
@@ -248,6 +232,13 @@ async function* everyPage<Page extends { nextPageToken: string }, Item>(
     yield* items(page);
     pageToken = page.nextPageToken;
   } while (pageToken !== "");
+}
+
+/** What a call that could not start rejects with. */
+function startFailure(err: unknown): HttpQueueError {
+  return err instanceof HttpQueueError
+    ? err
+    : new HttpQueueError(status.INVALID_ARGUMENT, `the call could not start: ${errorMessage(err)}`, { cause: err });
 }
 
 function checkDeadline(deadlineMs: number | undefined, name: string) {

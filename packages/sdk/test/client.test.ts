@@ -1,20 +1,46 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Server, status, type ServerUnaryCall, type sendUnaryData } from "@grpc/grpc-js";
+import { Server, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from "@grpc/grpc-js";
 import { listenGrpc } from "@httpqueue/testkit";
 import {
+  Attempt,
   DeliveryStatus,
+  Event,
   Webhook,
   WebhookServiceService,
+  type GetEventRequest,
+  type GetEventResponse,
   type GetWebhookStatusRequest,
   type GetWebhookStatusResponse,
+  type ListAttemptsRequest,
+  type ListAttemptsResponse,
+  type ListEventsRequest,
+  type ListEventsResponse,
   type ListWebhooksRequest,
   type ListWebhooksResponse,
   type PushEventRequest,
   type PushEventResponse,
+  type RecoverWebhookRequest,
+  type RecoverWebhookResponse,
+  type ReplayMissedRequest,
+  type ReplayMissedResponse,
+  type ResendDeliveryRequest,
+  type ResendDeliveryResponse,
   type WebhookServiceServer,
 } from "@httpqueue/proto";
 import { Code, createClient, HttpQueueError } from "../src/index.js";
+
+const deliveryOf = (id: string) => ({
+  id,
+  webhookId: "w",
+  eventId: "e",
+  status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED,
+  attemptCount: 1,
+  maxAttempts: 10,
+  responseCode: 200,
+  responseBody: "",
+  errorMessage: "",
+});
 
 /**
  * A real gRPC server with scripted answers: this file tests the client's own
@@ -35,6 +61,62 @@ describe("client", () => {
     };
     const handlers: WebhookServiceServer = {
       registerWebhook: unimplemented,
+      watchDeliveries(call: ServerWritableStream<unknown, unknown>) {
+        call.emit("error", { code: status.UNIMPLEMENTED, details: "not scripted" });
+      },
+      listAttempts(call: ServerUnaryCall<ListAttemptsRequest, ListAttemptsResponse>, callback) {
+        // Five attempts, newest first, served `pageSize` at a time.
+        seenAuthorization.push(call.metadata.get("authorization")[0]?.toString());
+        const start = Number(call.request.pageToken || "0");
+        const end = Math.min(start + (call.request.pageSize || 20), 5);
+        const attempts = [];
+        for (let i = start; i < end; i++) {
+          attempts.push(
+            Attempt.fromPartial({ deliveryId: call.request.deliveryId, attempt: 5 - i, responseCode: 500 }),
+          );
+        }
+        callback(null, { attempts, nextPageToken: end < 5 ? String(end) : "" });
+      },
+      getEvent(call: ServerUnaryCall<GetEventRequest, GetEventResponse>, callback) {
+        if (call.request.eventId !== "e1") {
+          callback({ code: status.NOT_FOUND, details: `event ${call.request.eventId} not found` });
+          return;
+        }
+        callback(null, {
+          event: Event.fromPartial({ id: "e1", payload: "{}" }),
+          counts: [{ status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, count: 2 }],
+        });
+      },
+      listEvents(call: ServerUnaryCall<ListEventsRequest, ListEventsResponse>, callback) {
+        // Three events served one at a time; each echoes the filters in its metadata.
+        const { namespace, event, createdAfter, createdBefore, pageToken } = call.request;
+        const i = Number(pageToken || "0");
+        const filters = {
+          namespace,
+          event,
+          after: createdAfter?.toISOString() ?? "",
+          before: createdBefore?.toISOString() ?? "",
+        };
+        callback(null, {
+          events: [Event.fromPartial({ id: `e${i}`, namespace, event, metadata: filters })],
+          nextPageToken: i < 2 ? String(i + 1) : "",
+        });
+      },
+      resendDelivery(call: ServerUnaryCall<ResendDeliveryRequest, ResendDeliveryResponse>, callback) {
+        callback(null, {
+          delivery: { ...deliveryOf(call.request.deliveryId), status: DeliveryStatus.DELIVERY_STATUS_PENDING },
+        });
+      },
+      recoverWebhook(call: ServerUnaryCall<RecoverWebhookRequest, RecoverWebhookResponse>, callback) {
+        if (!call.request.since) {
+          callback({ code: status.INVALID_ARGUMENT, details: "since: is required" });
+          return;
+        }
+        callback(null, { resent: call.request.since.getTime() === 0 ? 3 : 1 });
+      },
+      replayMissed(call: ServerUnaryCall<ReplayMissedRequest, ReplayMissedResponse>, callback) {
+        callback(null, { queued: call.request.since ? 4 : 0 });
+      },
       updateWebhook: unimplemented,
       unregisterWebhook: unimplemented,
       getWebhookStatus(call: ServerUnaryCall<GetWebhookStatusRequest, GetWebhookStatusResponse>, callback) {
@@ -233,6 +315,77 @@ describe("client", () => {
     const ids: string[] = [];
     for await (const delivery of client.listDeliveriesAsync({ webhookId: "w1", pageSize: 2 })) ids.push(delivery.id);
     assert.deepEqual(ids, ["d0", "d1", "d2", "d3", "d4"]);
+    client.close();
+  });
+
+  it("lists a delivery's attempts, one page or all of them, with the token", async () => {
+    const client = createClient({ address, token: "t0ken" });
+    const page = await client.listAttempts({ deliveryId: "d1", pageSize: 2 });
+    assert.deepEqual(
+      page.attempts.map((a) => [a.deliveryId, a.attempt]),
+      [
+        ["d1", 5],
+        ["d1", 4],
+      ],
+    );
+    assert.equal(page.nextPageToken, "2");
+    assert.equal(seenAuthorization.at(-1), "Bearer t0ken");
+    const all: number[] = [];
+    for await (const attempt of client.listAttemptsAsync({ deliveryId: "d1", pageSize: 2 })) all.push(attempt.attempt);
+    assert.deepEqual(all, [5, 4, 3, 2, 1]);
+    client.close();
+  });
+
+  it("gets an event, and iterates over events with their filters", async () => {
+    const client = createClient({ address });
+    const { event, counts } = await client.getEvent({ eventId: "e1" });
+    assert.equal(event?.id, "e1");
+    assert.deepEqual(counts, [{ status: DeliveryStatus.DELIVERY_STATUS_SUCCEEDED, count: 2 }]);
+    await assert.rejects(client.getEvent({ eventId: "nope" }), {
+      code: Code.NOT_FOUND,
+      details: "event nope not found",
+    });
+    const since = new Date("2026-01-02T03:04:05.000Z");
+    const events = [];
+    for await (const e of client.listEventsAsync({ namespace: "user", event: "signup", createdAfter: since })) {
+      events.push(e);
+    }
+    assert.deepEqual(
+      events.map((e) => e.id),
+      ["e0", "e1", "e2"],
+    );
+    assert.deepEqual(events[2]?.metadata, {
+      namespace: "user",
+      event: "signup",
+      after: since.toISOString(),
+      before: "",
+    });
+    const first = await client.listEvents({});
+    assert.equal(first.nextPageToken, "1");
+    client.close();
+  });
+
+  it("resends a delivery, recovers and replays a webhook", async () => {
+    const client = createClient({ address });
+    const { delivery } = await client.resendDelivery({ deliveryId: "d9" });
+    assert.ok(delivery);
+    assert.equal(delivery.id, "d9");
+    assert.equal(delivery.status, DeliveryStatus.DELIVERY_STATUS_PENDING);
+    assert.deepEqual(await client.recoverWebhook({ webhookId: "w", since: new Date(0) }), { resent: 3 });
+    await assert.rejects(client.recoverWebhook({ webhookId: "w" }), { code: Code.INVALID_ARGUMENT });
+    assert.deepEqual(await client.replayMissed({ webhookId: "w", since: new Date() }), { queued: 4 });
+    client.close();
+  });
+
+  it("refuses, without a call, text that UTF-8 cannot carry in the new requests", async () => {
+    const client = createClient({ address });
+    await assert.rejects(client.listEvents({ namespace: "a\uD800" }), {
+      code: Code.INVALID_ARGUMENT,
+      message: /namespace: holds a lone surrogate/,
+    });
+    await assert.rejects(client.resendDelivery({ deliveryId: "\uDC00" }), {
+      message: /^INVALID_ARGUMENT: delivery_id/,
+    });
     client.close();
   });
 
