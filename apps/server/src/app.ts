@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
+import { hostname } from "node:os";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadDescriptorSet, WebhookServiceService } from "@httpqueue/proto";
 import { indexDescriptorSet } from "./api/descriptor-index.js";
@@ -6,6 +8,7 @@ import { createAuthInterceptor } from "./api/auth.js";
 import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection.js";
 import { guardedService } from "./api/request-guard.js";
 import { createWebhookService } from "./api/service.js";
+import { createWatchHub } from "./api/watch.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
 import { migrateDatabase } from "./db/migrate.js";
@@ -149,7 +152,11 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
             ]
           : [],
     });
-    server.addService(guardedService(WebhookServiceService), createWebhookService({ db, config, logger, metrics }));
+    const watch = createWatchHub({ db, server: `${hostname()}/${process.pid}/${randomUUID()}`, logger, metrics });
+    server.addService(
+      guardedService(WebhookServiceService),
+      createWebhookService({ db, config, logger, metrics, watch }),
+    );
     // Health and reflection are services apart from the API: an auth interceptor can let them through.
     const grpcHealth = addHealthService(server, health);
     const reflection = addReflectionService(server, indexDescriptorSet(loadDescriptorSet()), [
@@ -177,6 +184,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       // Streams that only end when the client ends them would hold the shutdown.
       grpcHealth.endWatches();
       reflection.endStreams();
+      await watch.stop();
       await shutdownServer(server, config.shutdownTimeoutMs);
     });
 

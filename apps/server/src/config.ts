@@ -45,6 +45,8 @@ export interface Config {
   healthCheckIntervalMs: number;
   /** Queue depth and webhook counts are read from the database at most this often. */
   metricsQueryIntervalMs: number;
+  /** Changes a WatchDeliveries stream may fall behind by before it is ended (RESOURCE_EXHAUSTED). */
+  watchBuffer: number;
   /** Distinct namespace/event pairs labelled in httpqueue_events_pushed_total; later ones are "_other". */
   metricsEventLabelLimit: number;
   /** Bearer tokens the API accepts; empty: the API is open to anyone who can reach it. */
@@ -88,6 +90,7 @@ export const DEFAULTS = {
   HEALTH_CHECK_INTERVAL: "5s",
   METRICS_QUERY_INTERVAL: "10s",
   METRICS_EVENT_LABEL_LIMIT: "100",
+  WATCH_BUFFER: "1000",
   ALLOW_PRIVATE_DESTINATIONS: "false",
 } as const satisfies Record<string, string>;
 
@@ -177,6 +180,7 @@ const schema = z.object({
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
   METRICS_EVENT_LABEL_LIMIT: int(0, 10_000),
+  WATCH_BUFFER: int(10, 100_000),
   API_TOKENS: z.string().optional(),
   API_TOKENS_FILE: z.string().trim().optional(),
   TLS_CERT_FILE: z.string().trim().optional(),
@@ -253,6 +257,7 @@ function settings(e: z.infer<typeof schema>) {
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,
     metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,
     metricsEventLabelLimit: e.METRICS_EVENT_LABEL_LIMIT,
+    watchBuffer: e.WATCH_BUFFER,
   };
 }
 

@@ -244,6 +244,8 @@ describe("statements shared by concurrent callers", () => {
     responseCode: 200,
     responseBody: "ok",
     errorMessage: null,
+    request: { method: "POST", url: "http://127.0.0.1:9/hook", headers: { "webhook-id": deliveryId } },
+    responseHeaders: { "content-type": "text/plain" },
     status: "succeeded",
     nextAttemptAt: null,
     ...over,

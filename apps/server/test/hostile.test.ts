@@ -2,12 +2,19 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import {
+  GetEventRequest,
   GetWebhookStatusRequest,
+  ListAttemptsRequest,
+  ListEventsRequest,
   ListWebhooksRequest,
   PushEventRequest,
   RegisterWebhookRequest,
+  RecoverWebhookRequest,
+  ReplayMissedRequest,
+  ResendDeliveryRequest,
   UnregisterWebhookRequest,
   UpdateWebhookRequest,
+  WatchDeliveriesRequest,
   WebhookServiceService,
 } from "@httpqueue/proto";
 import { createClient, HttpQueueError, type HttpQueueClient } from "@httpqueue/sdk";
@@ -38,6 +45,13 @@ const MESSAGES: Record<Method, { fromPartial(o: never): unknown }> = {
   listWebhooks: ListWebhooksRequest,
   pushEvent: PushEventRequest,
   getWebhookStatus: GetWebhookStatusRequest,
+  listAttempts: ListAttemptsRequest,
+  getEvent: GetEventRequest,
+  listEvents: ListEventsRequest,
+  resendDelivery: ResendDeliveryRequest,
+  recoverWebhook: RecoverWebhookRequest,
+  replayMissed: ReplayMissedRequest,
+  watchDeliveries: WatchDeliveriesRequest,
 };
 
 /** Each RPC's valid request, and how to put a hostile string in each of its string fields. */
@@ -98,6 +112,20 @@ const CASES: { method: Method; field: string; request: (s: string) => Record<str
     field: "page_token",
     request: (s) => ({ identifier: { $case: "eventId", value: ID }, pageToken: s }),
   },
+  { method: "listAttempts", field: "delivery_id", request: (s) => ({ deliveryId: s }) },
+  { method: "listAttempts", field: "page_token", request: (s) => ({ deliveryId: ID, pageToken: s }) },
+  { method: "getEvent", field: "event_id", request: (s) => ({ eventId: s }) },
+  { method: "listEvents", field: "namespace", request: (s) => ({ namespace: s }) },
+  { method: "listEvents", field: "event", request: (s) => ({ namespace: "ns", event: s }) },
+  { method: "listEvents", field: "page_token", request: (s) => ({ pageToken: s }) },
+  { method: "resendDelivery", field: "delivery_id", request: (s) => ({ deliveryId: s }) },
+  { method: "recoverWebhook", field: "webhook_id", request: (s) => ({ webhookId: s, since: new Date(0) }) },
+  { method: "replayMissed", field: "webhook_id", request: (s) => ({ webhookId: s, since: new Date(0) }) },
+  ...(["namespace", "webhook_id", "event_id"] as const).map((field) => ({
+    method: "watchDeliveries" as const,
+    field,
+    request: (s: string) => ({ [field.replace(/_(.)/g, (_: string, c: string) => c.toUpperCase())]: s }),
+  })),
 ];
 
 /** Calls `method` with raw control over the bytes: MARKER becomes NOT_UTF8 on the wire. */
@@ -110,6 +138,20 @@ function call(client: Client, method: Method, request: Record<string, unknown>):
     return bytes;
   };
   const message = MESSAGES[method].fromPartial(request as never);
+  if (def.responseStream) {
+    return new Promise((resolve) => {
+      const stream = client.makeServerStreamRequest(def.path, serialize, (b: Buffer) => b, message, new Metadata(), {
+        deadline: Date.now() + 10_000,
+      });
+      stream.on("data", () => undefined);
+      stream.on("error", (err: ServiceError) => {
+        resolve(err);
+      });
+      stream.on("end", () => {
+        resolve(undefined);
+      });
+    });
+  }
   return new Promise((resolve) => {
     client.makeUnaryRequest(
       def.path,

@@ -1,4 +1,14 @@
-import { DeliveryStatus, DisabledReason, Ordering, type Delivery, type Event, type Webhook } from "@httpqueue/proto";
+import {
+  DeliveryStatus,
+  DisabledReason,
+  Ordering,
+  type Attempt,
+  type Delivery,
+  type DeliveryCount,
+  type Event,
+  type Webhook,
+} from "@httpqueue/proto";
+import type { AttemptRow } from "../db/attempts.js";
 import type { DeliveryRow } from "../db/deliveries.js";
 import type { EventRow } from "../db/events.js";
 import type { DeliveryStatusValue, DisabledReasonValue, OrderingValue } from "../db/schema.js";
@@ -88,5 +98,26 @@ export function toDelivery(row: DeliveryRow): Delivery {
     lastAttemptAt: row.lastAttemptAt ?? undefined,
     nextAttemptAt: row.nextAttemptAt ?? undefined,
     completedAt: row.completedAt ?? undefined,
+  };
+}
+
+/** Counts per status, in the enum's order. */
+export function toDeliveryCounts(counts: { status: DeliveryStatusValue; count: number }[]): DeliveryCount[] {
+  return counts.map((c) => ({ status: STATUS[c.status], count: c.count })).sort((a, b) => a.status - b.status);
+}
+
+export function toAttempt(row: AttemptRow): Attempt {
+  return {
+    deliveryId: row.deliveryId,
+    attempt: row.attemptNumber,
+    startedAt: row.startedAt,
+    durationMs: row.durationMs,
+    requestMethod: row.requestMethod ?? "",
+    requestUrl: row.requestUrl ?? "",
+    requestHeaders: row.requestHeaders ?? {},
+    responseCode: row.responseCode ?? 0,
+    responseHeaders: row.responseHeaders ?? {},
+    responseBody: row.responseBody ?? "",
+    errorMessage: row.errorMessage ?? "",
   };
 }

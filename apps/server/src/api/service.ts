@@ -1,4 +1,10 @@
-import type { handleUnaryCall, ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import type {
+  handleServerStreamingCall,
+  handleUnaryCall,
+  ServerUnaryCall,
+  ServerWritableStream,
+  sendUnaryData,
+} from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { WebhookServiceServer } from "@httpqueue/proto";
 import type { Logger } from "../observability/logger.js";
@@ -6,7 +12,9 @@ import type { Metrics } from "../observability/metrics.js";
 import type { ApiDeps } from "./deps.js";
 import { toServiceError } from "./errors.js";
 import { pushEvent } from "./events.js";
+import { getEvent, listDeliveryAttempts, listEventRecords, recover, replay, resend } from "./history.js";
 import { getWebhookStatus } from "./status.js";
+import { watchDeliveries } from "./watch.js";
 import { requestProblem } from "./request-guard.js";
 import { listWebhooks, registerWebhook, unregisterWebhook, updateWebhook } from "./webhooks.js";
 
@@ -20,19 +28,31 @@ export function createWebhookService(
   const { metrics } = deps;
   const logger = deps.logger.child({ component: "api" });
 
+  /** Logs the call's end and counts it; returns what to call with its status code. */
+  function started(method: string): (code: status) => void {
+    const at = performance.now();
+    metrics.rpcStarted(method);
+    return (code: status) => {
+      const ms = performance.now() - at;
+      const name = status[code] as string | undefined;
+      logger.info({ rpc: method, code: name ?? code, durationMs: Math.round(ms * 10) / 10 }, "rpc");
+      metrics.rpcHandled(method, name ?? "UNKNOWN", ms / 1000);
+    };
+  }
+
+  /** The status of an error a handler threw, logged when unexpected. */
+  function failure(method: string, err: unknown) {
+    const { error, unexpected } = toServiceError(err);
+    if (unexpected) logger.error({ rpc: method, err }, "rpc failed");
+    return error;
+  }
+
   function unary<Req, Res>(
     method: string,
     handler: (deps: ApiDeps, req: Req) => Promise<Res>,
   ): handleUnaryCall<Req, Res> {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const started = performance.now();
-      metrics.rpcStarted(method);
-      const done = (code: status) => {
-        const ms = performance.now() - started;
-        const name = status[code] as string | undefined;
-        logger.info({ rpc: method, code: name ?? code, durationMs: Math.round(ms * 10) / 10 }, "rpc");
-        metrics.rpcHandled(method, name ?? "UNKNOWN", ms / 1000);
-      };
+      const done = started(method);
       const problem = requestProblem(call.request as object);
       const handled = problem === undefined ? handler(deps, call.request) : Promise.reject(problem);
       handled.then(
@@ -41,12 +61,28 @@ export function createWebhookService(
           callback(null, response);
         },
         (err: unknown) => {
-          const { error, unexpected } = toServiceError(err);
-          if (unexpected) logger.error({ rpc: method, err }, "rpc failed");
+          const error = failure(method, err);
           done(error.code ?? status.UNKNOWN);
           callback(error, null);
         },
       );
+    };
+  }
+
+  /** A streaming handler resolves with the code its stream ended with (it ends the stream itself). */
+  function serverStream<Req, Res>(
+    method: string,
+    handler: (deps: ApiDeps, call: ServerWritableStream<Req, Res>) => Promise<status>,
+  ): handleServerStreamingCall<Req, Res> {
+    return (call: ServerWritableStream<Req, Res>) => {
+      const done = started(method);
+      const problem = requestProblem(call.request as object);
+      const handled = problem === undefined ? handler(deps, call) : Promise.reject(problem);
+      handled.then(done, (err: unknown) => {
+        const error = failure(method, err);
+        done(error.code ?? status.UNKNOWN);
+        call.emit("error", error);
+      });
     };
   }
 
@@ -57,5 +93,12 @@ export function createWebhookService(
     listWebhooks: unary("ListWebhooks", listWebhooks),
     pushEvent: unary("PushEvent", pushEvent),
     getWebhookStatus: unary("GetWebhookStatus", getWebhookStatus),
+    listAttempts: unary("ListAttempts", listDeliveryAttempts),
+    getEvent: unary("GetEvent", getEvent),
+    listEvents: unary("ListEvents", listEventRecords),
+    resendDelivery: unary("ResendDelivery", resend),
+    recoverWebhook: unary("RecoverWebhook", recover),
+    replayMissed: unary("ReplayMissed", replay),
+    watchDeliveries: serverStream("WatchDeliveries", watchDeliveries),
   };
 }

@@ -2,7 +2,7 @@ import type { GetWebhookStatusRequest, GetWebhookStatusResponse } from "@httpque
 import { countDeliveriesByStatus, listEventDeliveries, listWebhookDeliveries } from "../db/deliveries.js";
 import { findEvent } from "../db/events.js";
 import { findWebhook } from "../db/webhooks.js";
-import { toDelivery, toDeliveryStatus, toEvent, toWebhook } from "./convert.js";
+import { toDelivery, toDeliveryCounts, toEvent, toWebhook } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { invalidArgument, notFound } from "./errors.js";
 import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
@@ -34,16 +34,14 @@ export async function getWebhookStatus(deps: ApiDeps, req: GetWebhookStatusReque
   const beforeId = decodePageToken("page_token", req.pageToken);
   const [webhook, counts, rows] = await Promise.all([
     findWebhook(deps.db, id),
-    countDeliveriesByStatus(deps.db, id),
+    countDeliveriesByStatus(deps.db, { webhookId: id }),
     listWebhookDeliveries(deps.db, id, { beforeId, limit: limit + 1 }),
   ]);
   if (!webhook) throw notFound(`webhook ${id} not found`);
   const { page, nextPageToken } = toPage(rows, limit);
   return {
     webhook: toWebhook(webhook),
-    counts: counts
-      .map((c) => ({ status: toDeliveryStatus(c.status), count: c.count }))
-      .sort((a, b) => a.status - b.status),
+    counts: toDeliveryCounts(counts),
     deliveries: page.map(toDelivery),
     nextPageToken,
   };

@@ -273,3 +273,16 @@ const cut = (value: string, max: number) => (value.length > max ? `${value.slice
 export function printable(value: string, max = 64): string {
   return JSON.stringify(cut(value, max)).slice(1, -1);
 }
+
+/** A time given in a request: a real date, not in the future; undefined when not set and not required. */
+export function checkPastTime(field: string, value: Date | undefined, required: true): Date;
+export function checkPastTime(field: string, value: Date | undefined, required?: false): Date | undefined;
+export function checkPastTime(field: string, value: Date | undefined, required = false): Date | undefined {
+  if (value === undefined) {
+    if (required) throw invalidArgument(field, "is required");
+    return undefined;
+  }
+  if (Number.isNaN(value.getTime())) throw invalidArgument(field, "is not a representable time");
+  if (value.getTime() > Date.now()) throw invalidArgument(field, `is in the future (${value.toISOString()})`);
+  return value;
+}

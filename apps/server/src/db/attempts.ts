@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { and, desc, eq, lt, sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
@@ -26,6 +26,9 @@ export interface AttemptRecord {
   responseCode: number | null;
   responseBody: string | null;
   errorMessage: string | null;
+  /** The request as sent, headers with their signature. */
+  request: { method: string; url: string; headers: Record<string, string> };
+  responseHeaders: Record<string, string> | null;
   /** The delivery's status after this attempt. */
   status: Extract<DeliveryStatusValue, "retrying" | "succeeded" | "failed" | "expired">;
   /** When status is "retrying": when the next attempt is due. */
@@ -67,7 +70,8 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
   with a as (
     select * from json_to_recordset(${sql.placeholder("input")}::json) as x(
       ord int, delivery_id uuid, attempted boolean, attempt_count int, started_at timestamptz, duration_ms int,
-      response_code int, response_body text, error_message text, status delivery_status, next_attempt_at timestamptz
+      response_code int, response_body text, error_message text, status delivery_status, next_attempt_at timestamptz,
+      request_method text, request_url text, request_headers jsonb, response_headers jsonb
     )
   ), updated as (
     update ${webhookDeliveries} d set
@@ -111,8 +115,10 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
     where w.id = s.webhook_id and (s.failures > 0 or w.failing_since is not null)
   ), attempt as (
     insert into ${deliveryAttempts}
-      (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error_message)
-    select delivery_id, attempt_count, started_at, duration_ms, response_code, response_body, error_message
+      (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error_message,
+        request_method, request_url, request_headers, response_headers)
+    select delivery_id, attempt_count, started_at, duration_ms, response_code, response_body, error_message,
+      request_method, request_url, request_headers, response_headers
     from a
     where attempted
     order by ord
@@ -142,6 +148,10 @@ export async function recordOutcomes(db: Queryable, outcomes: Outcome[]): Promis
           error_message: o.errorMessage,
           status: o.status,
           next_attempt_at: o.nextAttemptAt?.toISOString() ?? null,
+          request_method: o.request.method,
+          request_url: o.request.url,
+          request_headers: o.request.headers,
+          response_headers: o.responseHeaders,
         }
       : {
           ord,
@@ -155,4 +165,39 @@ export async function recordOutcomes(db: Queryable, outcomes: Outcome[]): Promis
   );
   const rows = await recordStatement(db, { input: JSON.stringify(input) });
   return rows.map((row) => row.updated);
+}
+
+export type AttemptRow = typeof deliveryAttempts.$inferSelect;
+
+/** A delivery's attempts, newest first, before attempt number `before`. */
+export async function listAttempts(
+  db: Db,
+  deliveryId: string,
+  options: { before?: number | undefined; limit: number },
+): Promise<AttemptRow[]> {
+  const a = deliveryAttempts;
+  return db
+    .select()
+    .from(a)
+    .where(
+      and(eq(a.deliveryId, deliveryId), options.before === undefined ? undefined : lt(a.attemptNumber, options.before)),
+    )
+    .orderBy(desc(a.attemptNumber))
+    .limit(options.limit);
+}
+
+/** The attempts with these delivery ids and numbers, by primary key (in any order). */
+export async function findAttempts(
+  db: Db,
+  keys: { deliveryId: string; attemptNumber: number }[],
+): Promise<AttemptRow[]> {
+  if (keys.length === 0) return [];
+  const a = deliveryAttempts;
+  const input = JSON.stringify(keys.map((k) => ({ d: k.deliveryId, n: k.attemptNumber })));
+  return db
+    .select()
+    .from(a)
+    .where(
+      sql`(${a.deliveryId}, ${a.attemptNumber}) in (select d, n from json_to_recordset(${input}::json) as x(d uuid, n smallint))`,
+    );
 }

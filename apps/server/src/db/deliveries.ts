@@ -98,13 +98,13 @@ export async function webhookOfDelivery(db: Db, deliveryId: string): Promise<str
   return row?.webhookId;
 }
 
-/** A webhook's number of deliveries per status. */
-export async function countDeliveriesByStatus(db: Db, webhookId: string) {
+/** The number of deliveries per status of a webhook or of an event. */
+export async function countDeliveriesByStatus(db: Db, of: { webhookId: string } | { eventId: string }) {
   const d = webhookDeliveries;
   return db
     .select({ status: d.status, count: sql<number>`count(*)::int` })
     .from(d)
-    .where(eq(d.webhookId, webhookId))
+    .where("webhookId" in of ? eq(d.webhookId, of.webhookId) : eq(d.eventId, of.eventId))
     .groupBy(d.status);
 }
 

@@ -1,9 +1,10 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, gte, lt, sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
 import { receivingWebhooks } from "./deliveries.js";
 import { eventRecords, webhookDeliveries } from "./schema.js";
+import { uuidv7Floor } from "./ids.js";
 import { addJobs, deliverJobSpec, fanOutJobSpec, queued } from "./jobs.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
@@ -175,3 +176,37 @@ export async function findEvent(db: Db, id: string): Promise<EventRow | undefine
   const [row] = await db.select().from(eventRecords).where(eq(eventRecords.id, id));
   return row;
 }
+
+/** Events, newest first, before `beforeId`; without their payloads (an empty string). */
+export async function listEvents(
+  db: Db,
+  options: {
+    namespace?: string | undefined;
+    event?: string | undefined;
+    createdAfter?: Date | undefined;
+    createdBefore?: Date | undefined;
+    beforeId?: string | undefined;
+    limit: number;
+  },
+): Promise<EventRow[]> {
+  const e = eventRecords;
+  const { payload: _payload, ...columns } = getTableColumns(e);
+  const rows = await db
+    .select(columns)
+    .from(e)
+    .where(
+      and(
+        options.namespace === undefined ? undefined : eq(e.namespace, options.namespace),
+        options.event === undefined ? undefined : eq(e.event, options.event),
+        options.createdAfter === undefined
+          ? undefined
+          : and(gte(e.id, uuidv7Floor(options.createdAfter)), gte(e.createdAt, options.createdAfter)),
+        options.createdBefore === undefined ? undefined : lt(e.createdAt, options.createdBefore),
+        options.beforeId === undefined ? undefined : lt(e.id, options.beforeId),
+      ),
+    )
+    .orderBy(desc(e.id))
+    .limit(options.limit);
+  return rows.map((row) => ({ ...row, payload: "" }));
+}
+

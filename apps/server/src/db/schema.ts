@@ -114,6 +114,9 @@ export const eventRecords = pgTable(
     uniqueIndex("event_records_idempotency_key_idx")
       .on(t.namespace, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} is not null`),
+    // ListEvents by namespace, newest first (ids are time-ordered), and
+    // ReplayMissed: a namespace's events since a time.
+    index("event_records_namespace_idx").on(t.namespace, t.id),
   ],
 );
 
@@ -151,6 +154,8 @@ export const webhookDeliveries = pgTable(
     completedAt: timestamp("completed_at", { withTimezone: true }),
     /** The event's ordering key, for webhooks that keep their deliveries in order. */
     orderingKey: text("ordering_key").notNull().default(""),
+    /** No attempt after then; null: the event's expires_at. Set by a resend or a replay (the event's TTL counts from then). */
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
   },
   (t) => [
     // One delivery per event and webhook: makes a repeated fan-out harmless.
@@ -200,6 +205,24 @@ export const deliveryAttempts = pgTable(
     responseCode: integer("response_code"),
     responseBody: text("response_body"),
     errorMessage: text("error_message"),
+    /** The request as sent (null for attempts recorded before these were kept). */
+    requestMethod: text("request_method"),
+    requestUrl: text("request_url"),
+    /** Headers as sent, webhook-signature included. */
+    requestHeaders: jsonb("request_headers").$type<Record<string, string>>(),
+    /** Lowercase names; repeated headers joined with ", "; bounded (see delivery/http-client.ts). */
+    responseHeaders: jsonb("response_headers").$type<Record<string, string>>(),
   },
   (t) => [primaryKey({ columns: [t.deliveryId, t.attemptNumber] })],
 );
+
+/**
+ * Servers with a WatchDeliveries stream open: while a row is unexpired, the
+ * deliveries table's triggers NOTIFY each change (see the migrations'
+ * httpqueue_delivery_changes). Each such server renews its row; one that
+ * died lets it expire.
+ */
+export const deliveryWatchers = pgTable("delivery_watchers", {
+  server: text("server").primaryKey(),
+  expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+});

@@ -27,6 +27,8 @@ export interface AttemptOutcome {
   /** The start of the response body, at most the configured limit. */
   responseBody?: string | undefined;
   retryAfter?: string | undefined;
+  /** The response's headers, bounded (see `keptHeaders`). */
+  responseHeaders?: Record<string, string> | undefined;
   /** Why no response came (connection refused, reset, timeout, refused destination). */
   error?: string | undefined;
   /** No response came in time (connecting, or waiting for the answer). */
@@ -88,6 +90,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       let controller: Dispatcher.DispatchController | undefined;
       let statusCode: number | undefined;
       let retryAfter: string | undefined;
+      let responseHeaders: Record<string, string> | undefined;
       const chunks: Buffer[] = [];
       let size = 0;
       /** Why we ended it ourselves: the deadline, enough of the body, or the client closing. */
@@ -101,7 +104,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         resolve({ startedAt, durationMs: elapsed(), ...outcome });
       };
       const answered = () => {
-        finish({ statusCode, retryAfter, responseBody: bodyText(Buffer.concat(chunks, size)) });
+        finish({ statusCode, retryAfter, responseHeaders, responseBody: bodyText(Buffer.concat(chunks, size)) });
       };
       const timer = setTimeout(() => {
         endedBy = "timeout";
@@ -133,6 +136,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
             statusCode = status;
             const value = headers["retry-after"];
             retryAfter = Array.isArray(value) ? value[0] : value;
+            responseHeaders = keptHeaders(headers);
           },
           onResponseData(c, chunk) {
             if (size >= limit) return;
@@ -174,6 +178,28 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       await agent.destroy();
     },
   };
+}
+
+/** Most response headers kept with an attempt, and most characters of each value. */
+const HEADERS_KEPT = 64;
+const HEADER_VALUE_KEPT = 1024;
+
+/**
+ * The response headers kept with an attempt: the first 64, each value cut at
+ * 1024 characters, repeated ones joined with ", " (a receiver cannot make an
+ * attempt's record large).
+ */
+export function keptHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  let count = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (++count > HEADERS_KEPT) break;
+    const text = Array.isArray(value) ? value.join(", ") : value;
+    // PostgreSQL text and jsonb cannot hold NUL.
+    kept[name.toLowerCase()] = text.slice(0, HEADER_VALUE_KEPT).replaceAll("\u0000", "\uFFFD");
+  }
+  return kept;
 }
 
 /** The kept start of a response body, as text; PostgreSQL text cannot hold NUL. */

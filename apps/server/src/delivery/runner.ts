@@ -295,10 +295,11 @@ export class WebhookRunner {
     }
     const readAt = performance.now();
     const schedule = d.retrySchedule?.map((seconds) => seconds * 1000);
+    const request = buildRequest(d, userAgent);
     let outcome;
     let verdict: Verdict;
     try {
-      outcome = await metrics.inFlight(() => http.send(buildRequest(d, userAgent)));
+      outcome = await metrics.inFlight(() => http.send(request));
       verdict = judge(schedule ? { ...policy, schedule } : policy, outcome, {
         attemptNumber,
         maxAttempts: d.maxAttempts,
@@ -320,6 +321,8 @@ export class WebhookRunner {
       durationMs: outcome.durationMs,
       responseCode: outcome.statusCode ?? null,
       responseBody: outcome.responseBody ?? null,
+      responseHeaders: outcome.responseHeaders ?? null,
+      request: { method: request.method, url: request.url, headers: request.headers },
       errorMessage: verdict.errorMessage,
       status: verdict.status,
       nextAttemptAt: verdict.nextAttemptAt,

@@ -68,12 +68,19 @@ export interface Metrics {
   webhookDisabled(reason: AutoDisableReason): void;
   /** A due delivery waited for its webhook's rate limit or pace, or for a pause the receiver asked for: no attempt used. */
   deliveryPostponed(reason: PostponeReason): void;
+  /** WatchDeliveries streams open on this server. */
+  watchers(count: number): void;
+  /** A WatchDeliveries stream was ended by the server: it fell behind, or the changes could not be followed. */
+  watcherEnded(reason: WatcherEndReason): void;
   /** Counts `send` as in flight while it runs. */
   inFlight<T>(send: () => Promise<T>): Promise<T>;
   /** Where queue depth and webhook counts come from, read when scraped. */
   setDatabaseStats(source: () => Promise<DatabaseStats | undefined>): void;
   setReadiness(source: () => Readiness): void;
 }
+
+export const WATCHER_END_REASONS = ["behind", "unavailable", "shutdown"] as const;
+export type WatcherEndReason = (typeof WATCHER_END_REASONS)[number];
 
 export const AUTO_DISABLE_REASONS = ["gone", "failing"] as const;
 export type AutoDisableReason = (typeof AUTO_DISABLE_REASONS)[number];
@@ -94,6 +101,17 @@ const RPC_SERVICE = "httpqueue.v1.WebhookService";
 const API_METHODS = new Map<string, string>(
   Object.values(WebhookServiceService).map((d) => [d.path, d.path.slice(d.path.lastIndexOf("/") + 1)]),
 );
+/** The API's methods that stream their responses. */
+const STREAMING_METHODS = new Set(
+  Object.values(WebhookServiceService)
+    .filter((d) => d.responseStream)
+    .map((d) => d.path.slice(d.path.lastIndexOf("/") + 1)),
+);
+const rpcLabels = (method: string) => ({
+  grpc_type: STREAMING_METHODS.has(method) ? "server_stream" : "unary",
+  grpc_service: RPC_SERVICE,
+  grpc_method: method,
+});
 const QUEUE_STATES = ["pending", "scheduled", "locked", "failed"] as const;
 
 export function createMetrics(options: MetricsOptions): Metrics {
@@ -166,6 +184,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
   for (const reason of POSTPONE_REASONS) postponed.inc({ reason }, 0);
+  const watchers = new Gauge({
+    name: "httpqueue_watchers",
+    help: "WatchDeliveries streams open on this server.",
+    registers: [registry],
+  });
+  const watchersEnded = new Counter({
+    name: "httpqueue_watchers_ended_total",
+    help: "WatchDeliveries streams the server ended, by reason: behind (the client read too slowly; WATCH_BUFFER), unavailable (the database connection that follows changes was lost), shutdown.",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of WATCHER_END_REASONS) watchersEnded.inc({ reason }, 0);
   const attemptSeconds = new Histogram({
     name: "httpqueue_delivery_attempt_duration_seconds",
     help: "Duration of each HTTP delivery attempt, by result (2xx, 4xx, 5xx, ..., timeout, error, blocked).",
@@ -283,10 +313,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
   return {
     registry,
     rpcStarted(method) {
-      rpcStarted.inc({ grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method });
+      rpcStarted.inc(rpcLabels(method));
     },
     rpcHandled(method, code, seconds) {
-      const labels = { grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method };
+      const labels = rpcLabels(method);
       rpcHandled.inc({ ...labels, grpc_code: code });
       rpcSeconds.observe(labels, seconds);
     },
@@ -294,7 +324,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       // Only the API's own methods: the label set stays bounded.
       const method = API_METHODS.get(path);
       if (method === undefined) return;
-      const labels = { grpc_type: "unary", grpc_service: RPC_SERVICE, grpc_method: method };
+      const labels = rpcLabels(method);
       rpcStarted.inc(labels);
       rpcHandled.inc({ ...labels, grpc_code: "UNAUTHENTICATED" });
     },
@@ -313,6 +343,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     deliveryPostponed(reason) {
       postponed.inc({ reason });
+    },
+    watchers(count) {
+      watchers.set(count);
+    },
+    watcherEnded(reason) {
+      watchersEnded.inc({ reason });
     },
     attemptFinished(result, seconds) {
       attemptSeconds.observe({ result }, seconds);

@@ -1,0 +1,61 @@
+CREATE TABLE "delivery_watchers" (
+	"server" text PRIMARY KEY NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
+ALTER TABLE "delivery_attempts" ADD COLUMN "request_method" text;--> statement-breakpoint
+ALTER TABLE "delivery_attempts" ADD COLUMN "request_url" text;--> statement-breakpoint
+ALTER TABLE "delivery_attempts" ADD COLUMN "request_headers" jsonb;--> statement-breakpoint
+ALTER TABLE "delivery_attempts" ADD COLUMN "response_headers" jsonb;--> statement-breakpoint
+ALTER TABLE "webhook_deliveries" ADD COLUMN "expires_at" timestamp with time zone;--> statement-breakpoint
+CREATE INDEX "event_records_namespace_idx" ON "event_records" USING btree ("namespace","id");--> statement-breakpoint
+-- WatchDeliveries: while a server has a watcher (an unexpired row in
+-- delivery_watchers), every statement that creates deliveries or changes
+-- their status or attempt count sends the changes on the channel
+-- httpqueue_deliveries, in chunks of 20 (a notification holds 8000 bytes):
+-- {"t": commit time in ms, "r": [[id, webhook_id, event_id, status,
+-- attempt_count, attempted, next_attempt_at in ms, error], ...]}. Without a
+-- watcher it costs one lookup of a tiny table per statement; PostgreSQL
+-- commits transactions that NOTIFY one at a time, so only then do they pay.
+CREATE FUNCTION "httpqueue_delivery_changes"() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM delivery_watchers WHERE expires_at > now()) THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    PERFORM pg_notify('httpqueue_deliveries', json_build_object(
+      't', floor(extract(epoch from now()) * 1000), 'r', json_agg(c.r))::text)
+    FROM (
+      SELECT json_build_array(n.id, n.webhook_id, n.event_id, n.status, n.attempt_count, false,
+        floor(extract(epoch from n.next_attempt_at) * 1000), null) AS r,
+        (row_number() OVER ()) / 20 AS chunk
+      FROM new_rows n
+    ) c
+    GROUP BY c.chunk;
+  ELSE
+    PERFORM pg_notify('httpqueue_deliveries', json_build_object(
+      't', floor(extract(epoch from now()) * 1000), 'r', json_agg(c.r))::text)
+    FROM (
+      SELECT json_build_array(n.id, n.webhook_id, n.event_id, n.status, n.attempt_count,
+        n.attempt_count > o.attempt_count,
+        floor(extract(epoch from n.next_attempt_at) * 1000),
+        CASE WHEN n.attempt_count = o.attempt_count AND n.status IN ('failed', 'expired', 'cancelled')
+          THEN left(n.error_message, 200) END) AS r,
+        (row_number() OVER ()) / 20 AS chunk
+      FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE n.status <> o.status OR n.attempt_count <> o.attempt_count
+    ) c
+    GROUP BY c.chunk;
+  END IF;
+  RETURN NULL;
+END
+$$;
+--> statement-breakpoint
+CREATE TRIGGER "webhook_deliveries_created" AFTER INSERT ON "webhook_deliveries"
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION "httpqueue_delivery_changes"();
+--> statement-breakpoint
+CREATE TRIGGER "webhook_deliveries_changed" AFTER UPDATE ON "webhook_deliveries"
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION "httpqueue_delivery_changes"();

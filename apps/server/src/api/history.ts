@@ -1,0 +1,122 @@
+import { status } from "@grpc/grpc-js";
+import type {
+  GetEventRequest,
+  GetEventResponse,
+  ListAttemptsRequest,
+  ListAttemptsResponse,
+  ListEventsRequest,
+  ListEventsResponse,
+  RecoverWebhookRequest,
+  RecoverWebhookResponse,
+  ReplayMissedRequest,
+  ReplayMissedResponse,
+  ResendDeliveryRequest,
+  ResendDeliveryResponse,
+} from "@httpqueue/proto";
+import { listAttempts } from "../db/attempts.js";
+import { countDeliveriesByStatus, webhookOfDelivery } from "../db/deliveries.js";
+import { findEvent, listEvents } from "../db/events.js";
+import { recoverWebhook, replayMissed, resendDelivery, type Unavailable } from "../db/resends.js";
+import { toAttempt, toDelivery, toDeliveryCounts, toEvent } from "./convert.js";
+import type { ApiDeps } from "./deps.js";
+import { ApiError, invalidArgument, notFound } from "./errors.js";
+import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
+import { checkId, checkName, checkPastTime } from "./validation.js";
+
+// The operator's view of what happened and what to do again: a delivery's
+// attempts, events, and resending, recovering and replaying deliveries.
+
+const ATTEMPTS_PAGE_DEFAULT = 20;
+/** Each attempt carries up to RESPONSE_BODY_LIMIT_BYTES of response and its headers. */
+const ATTEMPTS_PAGE_MAX = 100;
+const EVENTS_PAGE_DEFAULT = 100;
+const EVENTS_PAGE_MAX = 1000;
+
+export async function listDeliveryAttempts(deps: ApiDeps, req: ListAttemptsRequest): Promise<ListAttemptsResponse> {
+  const id = checkId("delivery_id", req.deliveryId);
+  const limit = checkPageSize("page_size", req.pageSize, ATTEMPTS_PAGE_DEFAULT, ATTEMPTS_PAGE_MAX);
+  const before = decodeAttemptToken("page_token", req.pageToken);
+  const rows = await listAttempts(deps.db, id, { before, limit: limit + 1 });
+  if (rows.length === 0 && before === undefined && (await webhookOfDelivery(deps.db, id)) === undefined) {
+    throw notFound(`delivery ${id} not found`);
+  }
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    attempts: page.map(toAttempt),
+    nextPageToken: rows.length > limit && last ? encodeAttemptToken(last.attemptNumber) : "",
+  };
+}
+
+export async function getEvent(deps: ApiDeps, req: GetEventRequest): Promise<GetEventResponse> {
+  const id = checkId("event_id", req.eventId);
+  const [event, counts] = await Promise.all([
+    findEvent(deps.db, id),
+    countDeliveriesByStatus(deps.db, { eventId: id }),
+  ]);
+  if (!event) throw notFound(`event ${id} not found`);
+  return { event: toEvent(event), counts: toDeliveryCounts(counts) };
+}
+
+export async function listEventRecords(deps: ApiDeps, req: ListEventsRequest): Promise<ListEventsResponse> {
+  const namespace = req.namespace === "" ? undefined : checkName("namespace", req.namespace);
+  const event = req.event === "" ? undefined : checkName("event", req.event);
+  if (event !== undefined && namespace === undefined) throw invalidArgument("event", "needs a namespace too");
+  const createdAfter = checkPastTime("created_after", req.createdAfter);
+  // A bound in the future is no bound: every event is before it.
+  const createdBefore = req.createdBefore;
+  if (createdBefore !== undefined && Number.isNaN(createdBefore.getTime())) {
+    throw invalidArgument("created_before", "is not a representable time");
+  }
+  const limit = checkPageSize("page_size", req.pageSize, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX);
+  const beforeId = decodePageToken("page_token", req.pageToken);
+  const rows = await listEvents(deps.db, { namespace, event, createdAfter, createdBefore, beforeId, limit: limit + 1 });
+  const { page, nextPageToken } = toPage(rows, limit);
+  return { events: page.map(toEvent), nextPageToken };
+}
+
+export async function resend(deps: ApiDeps, req: ResendDeliveryRequest): Promise<ResendDeliveryResponse> {
+  const id = checkId("delivery_id", req.deliveryId);
+  const result = await resendDelivery(deps.db, id, deps.config.maxAttempts);
+  if ("problem" in result) {
+    if (result.problem === "no delivery") throw notFound(`delivery ${id} not found`);
+    throw unavailable(result.problem, "the delivery's webhook");
+  }
+  return { delivery: toDelivery(result) };
+}
+
+export async function recover(deps: ApiDeps, req: RecoverWebhookRequest): Promise<RecoverWebhookResponse> {
+  const id = checkId("webhook_id", req.webhookId);
+  const since = checkPastTime("since", req.since, true);
+  const resent = await recoverWebhook(deps.db, id, since, deps.config.maxAttempts);
+  if (typeof resent !== "number") throw unavailable(resent, `webhook ${id}`);
+  return { resent };
+}
+
+export async function replay(deps: ApiDeps, req: ReplayMissedRequest): Promise<ReplayMissedResponse> {
+  const id = checkId("webhook_id", req.webhookId);
+  const since = checkPastTime("since", req.since, true);
+  const queued = await replayMissed(deps.db, id, since, deps.config.maxAttempts);
+  if (typeof queued !== "number") throw unavailable(queued, `webhook ${id}`);
+  return { queued };
+}
+
+function unavailable(problem: Unavailable, what: string): ApiError {
+  if (problem === "not found") return notFound(`${what} not found (unregistered)`);
+  return new ApiError(
+    status.FAILED_PRECONDITION,
+    `${what} is inactive, and would cancel what it is sent: activate it first (UpdateWebhook active=true)`,
+  );
+}
+
+/** Attempts pages: the token is the last attempt number of the previous page. */
+function encodeAttemptToken(attemptNumber: number): string {
+  return Buffer.from(`attempt:${attemptNumber}`, "utf8").toString("base64url");
+}
+
+function decodeAttemptToken(field: string, token: string): number | undefined {
+  if (token === "") return undefined;
+  const match = /^attempt:(\d{1,5})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  if (!match) throw invalidArgument(field, "is not a token returned by this API");
+  return Number(match[1]);
+}
