@@ -1,8 +1,43 @@
-import { createClient, type HttpQueueClient } from "@httpqueue/sdk";
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { createClient, type HttpQueueClient, type TlsOptions } from "@httpqueue/sdk";
 import { UsageError } from "./errors.js";
-import { tlsSettings, type GlobalOptions } from "./globals.js";
 import { colorsFor, type Colors } from "./output/style.js";
 import type { Input } from "./payload.js";
+
+export const DEFAULT_ADDR = "127.0.0.1:50051";
+export const DEFAULT_DEADLINE_MS = 10_000;
+
+/** The options every command takes (declared on the program; commander accepts them after the command too). */
+export interface GlobalOptions {
+  addr: string;
+  token: string | undefined;
+  timeout: number;
+  json: boolean;
+  tls: boolean;
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+}
+
+/** The global options as `cmd` sees them: given, from the environment, or the defaults; empty text is absent. */
+export function globalOptions(cmd: Command): GlobalOptions {
+  const all = cmd.optsWithGlobals<Record<string, unknown>>();
+  const text = (name: string) => {
+    const value = all[name];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  };
+  return {
+    addr: text("addr") ?? DEFAULT_ADDR,
+    token: text("token"),
+    timeout: typeof all.timeout === "number" ? all.timeout : DEFAULT_DEADLINE_MS,
+    json: all.json === true,
+    tls: all.tls === true,
+    ca: text("ca"),
+    cert: text("cert"),
+    key: text("key"),
+  };
+}
 
 export interface Output {
   write(text: string): unknown;
@@ -15,6 +50,11 @@ export interface Io {
   stderr: Output;
   stdin: Input;
   env: NodeJS.ProcessEnv;
+  /**
+   * A signal that aborts on Ctrl-C (SIGINT) or SIGTERM. Until it is asked
+   * for, those signals end the process as usual; from then on they abort it.
+   */
+  interrupted(): AbortSignal;
 }
 
 /** What a command's handler works with. */
@@ -30,6 +70,16 @@ export interface Context {
   /** A message for people, on stderr (kept out of --json output). */
   note(text: string): void;
   close(): void;
+}
+
+export type Handler<O> = (ctx: Context, options: O, args: string[]) => Promise<void>;
+
+/** How command files add their commands: with the global options and error handling in place. */
+export interface Cli {
+  /** A subcommand of `parent`; it takes the global options too. */
+  command(parent: Command, nameAndArgs: string, description: string): Command;
+  /** An action that gets a context, and whose errors become one line and an exit code. */
+  action<O>(handler: Handler<O>): (...params: unknown[]) => Promise<void>;
 }
 
 export function createContext(io: Io, globals: GlobalOptions, version: string): Context {
@@ -66,4 +116,23 @@ export function createContext(io: Io, globals: GlobalOptions, version: string): 
       client?.close();
     },
   };
+}
+
+/** The SDK's `tls` option from --tls, --ca, --cert and --key. */
+function tlsSettings(g: GlobalOptions): boolean | TlsOptions {
+  if ((g.cert === undefined) !== (g.key === undefined)) {
+    throw new UsageError("--cert and --key go together: give both for mutual TLS, or neither");
+  }
+  if (g.ca === undefined && g.cert === undefined) return g.tls;
+  return { ca: readPem("--ca", g.ca), cert: readPem("--cert", g.cert), key: readPem("--key", g.key) };
+}
+
+function readPem(flag: string, path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the ${flag} file ${path}${code ? ` (${code})` : ""}`, { cause: err });
+  }
 }

@@ -13,9 +13,22 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+let interrupts: AbortController | undefined;
+
 process.exitCode = await run(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   stdin: process.stdin,
   env: process.env,
+  interrupted() {
+    if (!interrupts) {
+      const controller = new AbortController();
+      const abort = () => {
+        controller.abort();
+      };
+      process.once("SIGINT", abort).once("SIGTERM", abort);
+      interrupts = controller;
+    }
+    return interrupts.signal;
+  },
 });

@@ -1,31 +1,33 @@
 import { InvalidArgumentError } from "commander";
+import { parseDuration } from "@httpqueue/sdk";
 
 /** Option parsers: each returns the value or throws InvalidArgumentError (exit 2). */
 
-const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
-
-/** "10s", "500ms", "1.5s", "2m" or "1h" → milliseconds. */
+/** "10s", "500ms", "1.5s", "2m" or "1h" → milliseconds, more than 0. */
 export function parseDeadline(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!match) {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
     throw new InvalidArgumentError(
       /^\d+$/.test(text.trim())
         ? `Give a unit, e.g. ${text.trim()}s or ${text.trim()}ms.`
         : "Use a duration such as 10s, 500ms or 2m.",
     );
   }
-  const ms = Number(match[1]) * DURATION_MS[match[2] as keyof typeof DURATION_MS];
   if (ms <= 0) throw new InvalidArgumentError("It must be more than 0.");
   return ms;
 }
 
-const TTL_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+/** Whole seconds, bare ("3600") or as a duration ("30s", "15m", "1h", "7d"); undefined when neither. */
+function wholeSeconds(text: string): number | undefined {
+  if (/^\d+$/.test(text.trim())) return Number(text);
+  const ms = parseDuration(text);
+  return ms === undefined || ms % 1000 !== 0 ? undefined : ms / 1000;
+}
 
-/** Seconds, bare ("3600") or with a unit ("30s", "15m", "1h", "7d"). */
-export function parseTtl(text: string): number {
-  const match = /^(\d+)(s|m|h|d)?$/.exec(text.trim());
-  if (!match) throw new InvalidArgumentError("Use seconds, or a duration such as 15m, 1h or 7d.");
-  const seconds = Number(match[1]) * TTL_SECONDS[(match[2] ?? "s") as keyof typeof TTL_SECONDS];
+/** Whole seconds, at least 1: bare ("3600") or with a unit ("30s", "15m", "1h", "7d"). */
+export function parseSeconds(text: string): number {
+  const seconds = wholeSeconds(text);
+  if (seconds === undefined) throw new InvalidArgumentError("Use whole seconds, or a duration such as 30s, 15m or 1h.");
   if (seconds <= 0 || !Number.isSafeInteger(seconds)) throw new InvalidArgumentError("It must be at least 1 second.");
   return seconds;
 }
@@ -46,16 +48,35 @@ export function parseCount(text: string): number {
   return Number(text);
 }
 
-const DELAY_SECONDS = { s: 1, m: 60, h: 3600 } as const;
-
-/** "1s,10s,1m,1h" → [1, 10, 60, 3600] (seconds; a bare number is seconds). */
+/** "1s,10s,1m,1h" → [1, 10, 60, 3600] (whole seconds; a bare number is seconds). */
 export function parseRetrySchedule(text: string): number[] {
   return text.split(",").map((part) => {
-    const match = /^(\d+)(s|m|h)?$/.exec(part.trim());
-    if (!match)
-      throw new InvalidArgumentError(`"${part.trim()}": use durations such as 1s,10s,1m,1h, comma-separated.`);
-    return Number(match[1]) * DELAY_SECONDS[(match[2] ?? "s") as keyof typeof DELAY_SECONDS];
+    const seconds = wholeSeconds(part);
+    if (seconds === undefined || !Number.isSafeInteger(seconds)) {
+      throw new InvalidArgumentError(`"${part.trim()}": use whole seconds such as 1s,10s,1m,1h, comma-separated.`);
+    }
+    return seconds;
   });
+}
+
+// A date, or a date and time with an optional offset: what Date.parse reads the same everywhere.
+const ISO_8601 = /^\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?$/i;
+
+/**
+ * A point in time: a duration back from now ("24h" is 24 hours ago, "30m",
+ * "7d") or an ISO 8601 time ("2026-11-28T12:00:00Z"; without an offset, local time).
+ */
+export function parseTimeAgo(text: string): Date {
+  const ms = parseDuration(text);
+  if (ms !== undefined) return new Date(Date.now() - ms);
+  const trimmed = text.trim();
+  const time = ISO_8601.test(trimmed) ? Date.parse(trimmed) : NaN;
+  if (Number.isNaN(time)) {
+    throw new InvalidArgumentError(
+      "Use a duration back from now, such as 30m, 24h or 7d, or an ISO 8601 time such as 2026-11-28T12:00:00Z.",
+    );
+  }
+  return new Date(time);
 }
 
 /** Collects repeated `--header "Name: value"` options into an object. */

@@ -1,28 +1,54 @@
 import { createRequire } from "node:module";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
+import { registerAttemptCommands } from "./commands/attempts.js";
+import { registerDeliveryCommands } from "./commands/deliveries.js";
 import { registerEventCommands } from "./commands/events.js";
 import { registerStatusCommand } from "./commands/status.js";
+import { registerTailCommand } from "./commands/tail.js";
 import { registerWebhookCommands } from "./commands/webhooks.js";
-import { createContext, type Context, type Io } from "./context.js";
+import {
+  createContext,
+  DEFAULT_ADDR,
+  DEFAULT_DEADLINE_MS,
+  globalOptions,
+  type Cli,
+  type Context,
+  type Handler,
+  type Io,
+} from "./context.js";
 import { describeError, EXIT } from "./errors.js";
-import { addGlobalOptions, DEFAULT_ADDR, DEFAULT_DEADLINE_MS, resolveGlobalOptions } from "./globals.js";
+import { parseDeadline } from "./parse.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 
-export type Handler<O> = (ctx: Context, options: O, args: string[]) => Promise<void>;
-
-/** How command files add their commands: with the global options and error handling in place. */
-export interface Cli {
-  /**
-   * A subcommand of `parent`. It takes the global options too, except those
-   * it defines itself (`webhooks register --timeout` is the webhook's).
-   */
-  command(parent: Command, nameAndArgs: string, description: string): Command;
-  /** An action that gets a context, and whose errors become one line and an exit code. */
-  action<O>(handler: Handler<O>): (...params: unknown[]) => Promise<void>;
+/**
+ * The options every command takes. Declared once, on the program: commander
+ * reads them before or after the command name (`webhookctl webhooks list --json`),
+ * and help lists them under each command's "Global Options".
+ */
+function declareGlobalOptions(program: Command): void {
+  program
+    .addOption(
+      new Option("--addr <host:port>", "address of the httpqueue server").env("WEBHOOKCTL_ADDR").default(DEFAULT_ADDR),
+    )
+    .addOption(
+      new Option(
+        "--token <token>",
+        "API token, sent as a bearer token (prefer the variable: arguments are visible to other users)",
+      ).env("WEBHOOKCTL_TOKEN"),
+    )
+    .addOption(
+      new Option("--timeout <duration>", "deadline of each call, e.g. 10s, 500ms, 2m")
+        .env("WEBHOOKCTL_TIMEOUT")
+        .argParser(parseDeadline)
+        .default(DEFAULT_DEADLINE_MS, "10s"),
+    )
+    .addOption(new Option("--json", "print JSON on stdout; messages and errors go to stderr"))
+    .addOption(new Option("--tls", "connect with TLS, trusting the system's CAs unless --ca is given"))
+    .addOption(new Option("--ca <file>", "PEM file of the CA that signed the server's certificate (implies --tls)"))
+    .addOption(new Option("--cert <file>", "PEM client certificate, for mutual TLS (implies --tls; needs --key)"))
+    .addOption(new Option("--key <file>", "PEM private key of --cert"));
 }
-
-const GLOBAL_GROUP = "Global Options:";
 
 /** Runs webhookctl with `argv` (the arguments after the program name); resolves with the exit code. */
 export async function run(argv: string[], io: Io): Promise<number> {
@@ -33,14 +59,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
     .version(version, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
     .helpCommand("help [command]", "show help for a command")
-    .enablePositionalOptions()
+    .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
     });
-  addGlobalOptions(program);
+  declareGlobalOptions(program);
 
   const cli: Cli = {
     command(parent, nameAndArgs, description) {
@@ -49,7 +75,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     action<O>(handler: Handler<O>) {
       return async (...params: unknown[]) => {
         const cmd = params.at(-1) as Command;
-        const globals = resolveGlobalOptions(cmd);
+        const globals = globalOptions(cmd);
         let ctx: Context | undefined;
         try {
           ctx = createContext(io, globals, version);
@@ -66,6 +92,9 @@ export async function run(argv: string[], io: Io): Promise<number> {
   registerWebhookCommands(program, cli);
   registerEventCommands(program, cli);
   registerStatusCommand(program, cli);
+  registerDeliveryCommands(program, cli);
+  registerAttemptCommands(program, cli);
+  registerTailCommand(program, cli);
   program.addHelpText(
     "after",
     `
@@ -73,6 +102,7 @@ Examples:
   $ webhookctl webhooks register --namespace user --event signup --url https://example.com/hooks/signup
   $ webhookctl events push --namespace user --event signup '{"id": 42}'
   $ webhookctl status --event <event-id>
+  $ webhookctl tail --namespace user
   $ webhookctl webhooks list --json | jq -r '.webhooks[].id'
 
 Environment: WEBHOOKCTL_ADDR (default ${DEFAULT_ADDR}), WEBHOOKCTL_TOKEN, WEBHOOKCTL_TIMEOUT,
@@ -81,8 +111,6 @@ NO_COLOR. Exit codes: 0 ok, 1 error from the server (or none reachable), 2 bad u
 `,
   );
   for (const cmd of allCommands(program)) {
-    // Added last, so that help lists a command's own options first.
-    if (cmd !== program) addGlobalOptions(cmd, GLOBAL_GROUP);
     cmd.showHelpAfterError(`(Run '${commandPath(cmd)} --help' for usage.)`);
   }
 

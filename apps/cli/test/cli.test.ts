@@ -1,9 +1,22 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { Metadata, Server, status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
+import {
+  Metadata,
+  Server,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from "@grpc/grpc-js";
 import { listenGrpc } from "@httpqueue/testkit";
-import { WebhookServiceService, type WebhookServiceServer } from "@httpqueue/sdk";
+import {
+  DeliveryStatus,
+  WebhookServiceService,
+  type WatchDeliveriesRequest,
+  type WatchDeliveriesResponse,
+  type WebhookServiceServer,
+} from "@httpqueue/sdk";
 import { closedPort, runCli } from "./helpers.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -20,7 +33,16 @@ const COMMANDS = [
   ["webhooks", "unregister"],
   ["events"],
   ["events", "push"],
+  ["events", "get"],
+  ["events", "list"],
   ["status"],
+  ["attempts"],
+  ["attempts", "list"],
+  ["deliveries"],
+  ["deliveries", "resend"],
+  ["webhooks", "recover"],
+  ["webhooks", "replay"],
+  ["tail"],
 ];
 
 describe("webhookctl usage", () => {
@@ -33,7 +55,11 @@ describe("webhookctl usage", () => {
       assert.ok(result.stdout.startsWith(`Usage: ${name}`), `${name}: ${result.stdout}`);
       assert.match(result.stdout, /\nExamples:\n {2}\$ webhookctl /, `${name} has an example`);
       if (command.length > 0)
-        assert.match(result.stdout, /\nGlobal Options:\n {2}--addr <host:port>/, `${name}: ${result.stdout}`);
+        assert.match(
+          result.stdout,
+          /\nGlobal Options:\n(?: {2}.*\n)*? {2}--addr <host:port>/,
+          `${name}: ${result.stdout}`,
+        );
     }
     const viaHelp = await runCli(["webhooks", "help", "register"]);
     assert.equal(viaHelp.code, 0);
@@ -139,6 +165,28 @@ describe("webhookctl against a server that requires a token", () => {
       updateWebhook: refuse,
       unregisterWebhook: refuse,
       getWebhookStatus: refuse,
+      listAttempts: refuse,
+      getEvent: refuse,
+      listEvents: refuse,
+      resendDelivery: refuse,
+      recoverWebhook: refuse,
+      replayMissed: refuse,
+      watchDeliveries(call: ServerWritableStream<WatchDeliveriesRequest, WatchDeliveriesResponse>) {
+        // Live, one change, then ended as a watcher that fell behind.
+        call.sendMetadata(new Metadata());
+        call.write({
+          deliveryId: "d1",
+          webhookId: "w1",
+          eventId: "e1",
+          namespace: "user",
+          event: "signup",
+          status: DeliveryStatus.DELIVERY_STATUS_RETRYING,
+          attemptCount: 1,
+          errorMessage: "",
+          changedAt: new Date("2026-11-28T12:00:01.234Z"),
+        });
+        call.emit("error", { code: status.RESOURCE_EXHAUSTED, details: "the watcher fell 1000 changes behind" });
+      },
       pushEvent(_call, callback) {
         callback({ code: status.UNAVAILABLE, details: "the database is unavailable; try again later" });
       },
@@ -200,6 +248,32 @@ describe("webhookctl against a server that requires a token", () => {
         stderr: `error: DEADLINE_EXCEEDED: no answer from httpqueue at ${address} within 300ms (see --timeout)\n`,
       });
     }
+  });
+
+  it("tail prints what came before a server's error, then the error, and exits 1", async () => {
+    const result = await runCli(["tail", "--addr", address, "--token", TOKEN]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(
+      result.stdout,
+      "2026-11-28T12:00:01.234Z  RETRYING     -       -  user/signup  webhook w1  delivery d1  attempt 1\n",
+    );
+    assert.match(result.stderr, /^Watching deliveries \(Ctrl-C to stop\)\.\n/);
+    assert.match(result.stderr, /\nerror: RESOURCE_EXHAUSTED: the watcher fell 1000 changes behind\n$/);
+    const json = await runCli(["tail", "--json", "--addr", address]);
+    assert.equal(json.code, 1);
+    assert.deepEqual(JSON.parse(json.stdout), {
+      changedAt: "2026-11-28T12:00:01.234Z",
+      deliveryId: "d1",
+      webhookId: "w1",
+      eventId: "e1",
+      namespace: "user",
+      event: "signup",
+      status: "DELIVERY_STATUS_RETRYING",
+      attemptCount: 1,
+      attempt: null,
+      nextAttemptAt: null,
+      errorMessage: "",
+    });
   });
 
   it("tells a server's own UNAVAILABLE from an unreachable server", async () => {

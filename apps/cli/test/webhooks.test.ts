@@ -50,7 +50,7 @@ describe("webhookctl webhooks", () => {
         "X-Team: billing",
         "--header",
         "Authorization: Bearer abc",
-        "--timeout",
+        "--request-timeout",
         "12",
         "--description",
         "welcome mails",
@@ -162,7 +162,7 @@ describe("webhookctl webhooks", () => {
   it("update changes only what is given", async () => {
     const { webhookId } = await register("updating", "e", ["--header", "X-A: 1", "--description", "before"]);
     const human = await runCli(
-      ["webhooks", "update", webhookId, "--url", "https://example.test/v2", "--timeout", "45", "--inactive"],
+      ["webhooks", "update", webhookId, "--url", "https://example.test/v2", "--request-timeout", "45", "--inactive"],
       { env },
     );
     assert.equal(human.code, 0, human.stderr);
@@ -245,7 +245,7 @@ describe("webhookctl webhooks", () => {
 
     const bad = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "1s,fast"], { env });
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /"fast": use durations such as 1s,10s,1m,1h/);
+    assert.match(bad.stderr, /"fast": use whole seconds such as 1s,10s,1m,1h/);
     const refused = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "2d"], { env });
     assert.notEqual(refused.code, 0);
     const tooLong = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "25h"], { env });
@@ -278,7 +278,18 @@ describe("webhookctl webhooks", () => {
     assert.equal(badUrl.stderr, "error: INVALID_ARGUMENT: url: must be an absolute http or https URL\n");
 
     const badTimeout = await runCli(
-      ["webhooks", "register", "--namespace", "u", "--event", "e", "--url", "http://x.test", "--timeout", "301"],
+      [
+        "webhooks",
+        "register",
+        "--namespace",
+        "u",
+        "--event",
+        "e",
+        "--url",
+        "http://x.test",
+        "--request-timeout",
+        "301",
+      ],
       { env },
     );
     assert.equal(badTimeout.code, 1);
@@ -296,8 +307,19 @@ describe("webhookctl webhooks", () => {
     const cases: [string[], RegExp][] = [
       [["webhooks", "register", "--namespace", "u", "--event", "e"], /required option '--url <url>' not specified/],
       [
-        ["webhooks", "register", "--namespace", "u", "--event", "e", "--url", "http://x.test", "--timeout", "soon"],
-        /whole number/,
+        [
+          "webhooks",
+          "register",
+          "--namespace",
+          "u",
+          "--event",
+          "e",
+          "--url",
+          "http://x.test",
+          "--request-timeout",
+          "soon",
+        ],
+        /Use whole seconds, or a duration such as 30s/,
       ],
       [
         ["webhooks", "register", "--namespace", "u", "--event", "e", "--url", "http://x.test", "--header", "nocolon"],

@@ -3,11 +3,11 @@ import type { Delivery, GetWebhookStatusResponse } from "@httpqueue/sdk";
 import type { Context } from "../context.js";
 import { UsageError } from "../errors.js";
 import { countJson, deliveryJson, eventJson, webhookJson } from "../output/json.js";
-import { colorStatus, formatTime, oneLine, type Colors } from "../output/style.js";
+import { colorStatus, formatCounts, formatTime, oneLine, type Colors } from "../output/style.js";
 import { details, table } from "../output/table.js";
+import { eventDetails } from "./events.js";
 import { parsePositiveInt } from "../parse.js";
-import type { Cli } from "../program.js";
-import { formatCounts } from "./webhooks.js";
+import type { Cli } from "../context.js";
 
 interface StatusOptions {
   webhook?: string;
@@ -50,38 +50,13 @@ Examples:
 }
 
 async function eventStatus(ctx: Context, eventId: string) {
-  const res = await ctx.client.getWebhookStatus({ eventId });
-  // Every delivery of the event: the pages after the first.
-  const deliveries = [...res.deliveries];
-  for (let pageToken = res.nextPageToken; pageToken !== "";) {
-    const page = await ctx.client.getWebhookStatus({ eventId, pageToken });
-    deliveries.push(...page.deliveries);
-    pageToken = page.nextPageToken;
-  }
+  const { event } = await ctx.client.getEvent({ eventId });
+  const deliveries: Delivery[] = [];
+  for await (const d of ctx.client.listDeliveriesAsync({ eventId })) deliveries.push(d);
   const { c } = ctx;
   ctx.print(
-    () => {
-      const e = res.event;
-      const head = e
-        ? details(c, [
-            ["Event", e.id],
-            ["Namespace", e.namespace],
-            ["Name", e.event],
-            ["Payload", oneLine(e.payload, 100)],
-            [
-              "Metadata",
-              Object.entries(e.metadata)
-                .map(([k, v]) => `${k}=${v}`)
-                .join(", ") || "-",
-            ],
-            ["Idempotency key", e.idempotencyKey || "-"],
-            ["Created", formatTime(e.createdAt)],
-            ["Expires", formatTime(e.expiresAt)],
-          ])
-        : "";
-      return `${head}\n${deliveryTable(c, deliveries, "event")}`;
-    },
-    () => ({ event: res.event && eventJson(res.event), deliveries: deliveries.map(deliveryJson) }),
+    () => `${event ? eventDetails(c, event, { payload: "line" }) : ""}\n${deliveryTable(c, deliveries, "event")}`,
+    () => ({ event: event && eventJson(event), deliveries: deliveries.map(deliveryJson) }),
   );
 }
 

@@ -9,10 +9,11 @@ import {
 } from "@httpqueue/sdk";
 import { UsageError } from "../errors.js";
 import { countJson, webhookJson } from "../output/json.js";
-import { colorStatus, formatTime, oneLine, type Colors } from "../output/style.js";
+import { formatCounts, formatTime, oneLine, type Colors } from "../output/style.js";
 import { details, table } from "../output/table.js";
-import { collectHeader, parseCount, parsePositiveInt, parseRetrySchedule } from "../parse.js";
-import type { Cli } from "../program.js";
+import { collectHeader, parseCount, parsePositiveInt, parseRetrySchedule, parseSeconds } from "../parse.js";
+import type { Cli } from "../context.js";
+import { registerRecoveryCommands } from "./recovery.js";
 
 interface RegisterOptions {
   namespace: string;
@@ -20,7 +21,7 @@ interface RegisterOptions {
   url: string;
   method?: string;
   header?: Record<string, string>;
-  timeout?: number;
+  requestTimeout?: number;
   inactive?: boolean;
   description?: string;
   retrySchedule?: number[];
@@ -42,7 +43,7 @@ interface UpdateOptions {
   method?: string;
   header?: Record<string, string>;
   clearHeaders?: boolean;
-  timeout?: number;
+  requestTimeout?: number;
   active?: boolean;
   inactive?: boolean;
   description?: string;
@@ -96,9 +97,9 @@ Examples:
     .option("--method <method>", `HTTP method: ${METHODS} (default: POST)`)
     .option("--header <name: value>", "custom header sent with every delivery (repeatable)", collectHeader)
     .option(
-      "--timeout <seconds>",
-      "HTTP timeout of each delivery, 1 to 300 seconds (default: 30). For the call's own deadline, put --timeout before the command (webhookctl --timeout 30s webhooks register ...) or set WEBHOOKCTL_TIMEOUT",
-      parsePositiveInt,
+      "--request-timeout <seconds>",
+      "HTTP timeout of each delivery: 1 to 300 seconds, bare or as 10s, 2m (default: 30)",
+      parseSeconds,
     )
     .option("--inactive", "register it inactive: it receives nothing until activated")
     .option("--description <text>", "free text for people")
@@ -116,7 +117,7 @@ which checks each delivery's webhook-signature with it (see verifyWebhook in
 
 Examples:
   $ webhookctl webhooks register --namespace user --event signup \\
-      --url https://example.com/hooks/signup --header 'Authorization: Bearer abc' --timeout 10
+      --url https://example.com/hooks/signup --header 'Authorization: Bearer abc' --request-timeout 10
   $ webhookctl webhooks register --namespace user --event signup --url https://example.com/h --json | jq -r .signingSecret
   $ webhookctl webhooks register --namespace order --event updated --url https://example.com/orders \
       --retry-schedule 1s,10s,1m --max-attempts 5 --rate-limit 50 --max-in-flight 8 --ordered`,
@@ -129,7 +130,7 @@ Examples:
           url: o.url,
           method: o.method,
           headers: o.header,
-          timeout: o.timeout,
+          timeout: o.requestTimeout,
           active: o.inactive ? false : undefined,
           description: o.description,
           retryPolicy:
@@ -219,7 +220,7 @@ Examples:
     .option("--method <method>", `new HTTP method: ${METHODS}`)
     .option("--header <name: value>", "replace all custom headers with these (repeatable)", collectHeader)
     .addOption(new Option("--clear-headers", "remove all custom headers").conflicts("header"))
-    .option("--timeout <seconds>", "new HTTP timeout of each delivery, 1 to 300 seconds", parsePositiveInt)
+    .option("--request-timeout <seconds>", "new HTTP timeout of each delivery, 1 to 300 seconds", parseSeconds)
     .option("--active", "activate it")
     .addOption(new Option("--inactive", "deactivate it: pending deliveries are cancelled").conflicts("active"))
     .option("--description <text>", "new description (empty to clear)")
@@ -242,7 +243,7 @@ Activating a webhook that was deactivated (by hand, or by the server: its
 receiver answered 410 Gone, or failed for AUTO_DISABLE_AFTER) starts it clean.
 
 Examples:
-  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --url https://example.com/v2/signup --timeout 15
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --url https://example.com/v2/signup --request-timeout 15
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --inactive
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --max-attempts 3 --rate-limit 10`,
     )
@@ -253,7 +254,7 @@ Examples:
         if (o.method !== undefined) request.method = o.method;
         if (o.header !== undefined) request.headers = { values: o.header };
         if (o.clearHeaders) request.headers = { values: {} };
-        if (o.timeout !== undefined) request.timeout = o.timeout;
+        if (o.requestTimeout !== undefined) request.timeout = o.requestTimeout;
         if (o.active) request.active = true;
         if (o.inactive) request.active = false;
         if (o.description !== undefined) request.description = o.description;
@@ -272,7 +273,7 @@ Examples:
         if (o.unordered) request.ordering = Ordering.ORDERING_NONE;
         if (Object.keys(request).length === 1) {
           throw new UsageError(
-            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered",
+            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --request-timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered",
           );
         }
         const { webhook, warnings } = await ctx.client.updateWebhook(request);
@@ -305,6 +306,8 @@ Examples:
         );
       }),
     );
+
+  registerRecoveryCommands(webhooks, cli);
 }
 
 export function webhookDetails(c: Colors, w: Webhook | undefined, counts?: DeliveryCount[]): string {
@@ -362,12 +365,6 @@ const DISABLED: Record<number, string> = {
 function formatDisabled(w: Webhook): string {
   const why = DISABLED[w.disabledReason] ?? "registered inactive";
   return w.disabledAt ? `${why}, ${formatTime(w.disabledAt)}` : why;
-}
-
-/** "3 SUCCEEDED, 1 FAILED"; "none" when there are none. */
-export function formatCounts(c: Colors, counts: DeliveryCount[]): string {
-  if (counts.length === 0) return "none";
-  return counts.map((n) => `${n.count} ${colorStatus(c, n.status)}`).join(", ");
 }
 
 function webhookTable(c: Colors, webhooks: Webhook[]): string {

@@ -1,5 +1,7 @@
 import {
   deliveryStatusToJSON,
+  type Attempt,
+  type WatchDeliveriesResponse,
   disabledReasonToJSON,
   orderingToJSON,
   type Delivery,
@@ -75,4 +77,37 @@ export function deliveryJson(d: Delivery) {
 
 export function countJson(c: DeliveryCount) {
   return { status: deliveryStatusToJSON(c.status), count: c.count };
+}
+
+export function attemptJson(a: Attempt) {
+  return {
+    deliveryId: a.deliveryId,
+    attempt: a.attempt,
+    startedAt: iso(a.startedAt),
+    durationMs: a.durationMs,
+    requestMethod: a.requestMethod,
+    requestUrl: a.requestUrl,
+    requestHeaders: a.requestHeaders,
+    responseCode: a.responseCode,
+    responseHeaders: a.responseHeaders,
+    responseBody: a.responseBody,
+    errorMessage: a.errorMessage,
+  };
+}
+
+/** One line of `tail --json`. */
+export function changeJson(c: WatchDeliveriesResponse) {
+  return {
+    changedAt: iso(c.changedAt),
+    deliveryId: c.deliveryId,
+    webhookId: c.webhookId,
+    eventId: c.eventId,
+    namespace: c.namespace,
+    event: c.event,
+    status: deliveryStatusToJSON(c.status),
+    attemptCount: c.attemptCount,
+    attempt: c.attempt ? attemptJson(c.attempt) : null,
+    nextAttemptAt: iso(c.nextAttemptAt),
+    errorMessage: c.errorMessage,
+  };
 }

@@ -1,5 +1,5 @@
 import pc from "picocolors";
-import { DeliveryStatus, deliveryStatusToJSON } from "@httpqueue/sdk";
+import { DeliveryStatus, deliveryStatusToJSON, type DeliveryCount } from "@httpqueue/sdk";
 
 export type Colors = ReturnType<typeof pc.createColors>;
 
@@ -63,4 +63,24 @@ function relative(diffMs: number): string {
 export function oneLine(text: string, max = 60): string {
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** "3 SUCCEEDED, 1 FAILED"; "none" when there are none. */
+export function formatCounts(c: Colors, counts: DeliveryCount[]): string {
+  if (counts.length === 0) return "none";
+  return counts.map((n) => `${n.count} ${colorStatus(c, n.status)}`).join(", ");
+}
+
+/** "35ms", "1.2s", "2m 5s". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1).replace(/\.0$/, "")}s`;
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+}
+
+/** A response code in the colour of what it meant (2xx green, else red), "-" for none; padded to `width`. */
+export function colorCode(c: Colors, code: number, width = 0): string {
+  const text = (code === 0 ? "-" : String(code)).padStart(width);
+  return code >= 200 && code < 300 ? c.green(text) : c.red(text);
 }
