@@ -107,8 +107,9 @@ Examples:
         const { event, counts } = await ctx.client.getEvent({ eventId });
         ctx.print(
           () =>
-            (event ? eventDetails(ctx.c, event, { payload: "full" }) : "") +
-            details(ctx.c, [["Deliveries", formatCounts(ctx.c, counts)]]),
+            event
+              ? eventDetails(ctx.c, event, { payload: "full", more: [["Deliveries", formatCounts(ctx.c, counts)]] })
+              : "",
           () => ({ event: event ? eventJson(event) : null, counts: counts.map(countJson) }),
         );
       }),
@@ -164,7 +165,11 @@ Examples:
 }
 
 /** An event as a list of fields; the payload cut to one line unless `full`. */
-export function eventDetails(c: Colors, e: Event, options: { payload: "full" | "line" }): string {
+export function eventDetails(
+  c: Colors,
+  e: Event,
+  options: { payload: "full" | "line"; more?: [string, string][] },
+): string {
   return details(c, [
     ["Event", e.id],
     ["Namespace", e.namespace],
@@ -180,6 +185,7 @@ export function eventDetails(c: Colors, e: Event, options: { payload: "full" | "
     ["Ordering key", e.orderingKey || "-"],
     ["Created", formatTime(e.createdAt)],
     ["Expires", formatTime(e.expiresAt)],
+    ...(options.more ?? []),
   ]);
 }
 
