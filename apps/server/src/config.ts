@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import { fileURLToPath } from "node:url";
+import { parseDuration } from "@httpqueue/proto";
 import { z } from "zod";
 import { parseCidr, type DestinationPolicy } from "./addresses.js";
 
@@ -93,16 +94,6 @@ export const DEFAULTS = {
   WATCH_BUFFER: "1000",
   ALLOW_PRIVATE_DESTINATIONS: "false",
 } as const satisfies Record<string, string>;
-
-const UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** Parses "250ms", "5s", "2m", "1h" or "5d" (or "0") into milliseconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  if (text.trim() === "0") return 0;
-  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!match) return undefined;
-  return Number(match[1]) * UNITS_MS[match[2] as keyof typeof UNITS_MS];
-}
 
 const int = (min: number, max: number) =>
   z.string().trim().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().min(min).max(max));

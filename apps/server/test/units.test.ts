@@ -6,7 +6,7 @@ import { startReceiver } from "@httpqueue/testkit";
 import { toServiceError } from "../src/api/errors.js";
 import { OverloadedError } from "../src/errors.js";
 import { createHttpClient } from "../src/delivery/http-client.js";
-import { ConfigError, loadConfig, parseDuration } from "../src/config.js";
+import { ConfigError, loadConfig } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";
 import { judge, nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
 import { Pace } from "../src/delivery/pace.js";
@@ -200,12 +200,10 @@ describe("configuration", () => {
     assert.equal(loadConfig({ ...base, GRPC_PORT: "0", HTTP_PORT: "0" }).httpPort, 0, "two free ports are fine");
   });
 
-  it("parses durations", () => {
-    assert.equal(parseDuration("250ms"), 250);
-    assert.equal(parseDuration("2m"), 120_000);
-    assert.equal(parseDuration("1h"), 3_600_000);
-    assert.equal(parseDuration("1.5s"), undefined);
-    assert.deepEqual(loadConfig({ ...base, RETRY_SCHEDULE: "1s,2s,5s" }).retrySchedule, [1000, 2000, 5000]);
+  it("reads durations with the one grammar (@httpqueue/proto's parseDuration)", () => {
+    assert.deepEqual(loadConfig({ ...base, RETRY_SCHEDULE: "1s,2.5s,1m" }).retrySchedule, [1000, 2500, 60_000]);
+    assert.equal(loadConfig({ ...base, AUTO_DISABLE_AFTER: "0" }).autoDisableAfterMs, 0);
+    assert.throws(() => loadConfig({ ...base, SHUTDOWN_TIMEOUT: "5 seconds" }), /SHUTDOWN_TIMEOUT must be a duration/);
   });
 
   it("names every bad variable, without echoing values", () => {

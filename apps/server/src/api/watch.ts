@@ -348,7 +348,7 @@ function streamChanges(
       },
       (err: unknown) => {
         ended = true;
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
       },
     );
   });

@@ -79,9 +79,6 @@ export async function withdrawWatchers(db: Db, server: string): Promise<void> {
 export async function webhookNames(db: Db, ids: string[]): Promise<Map<string, { namespace: string; event: string }>> {
   if (ids.length === 0) return new Map();
   const w = webhookRegistrations;
-  const rows = await db
-    .select({ id: w.id, namespace: w.namespace, event: w.event })
-    .from(w)
-    .where(inArray(w.id, ids));
+  const rows = await db.select({ id: w.id, namespace: w.namespace, event: w.event }).from(w).where(inArray(w.id, ids));
   return new Map(rows.map((row) => [row.id, { namespace: row.namespace, event: row.event }]));
 }

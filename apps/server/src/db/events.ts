@@ -209,4 +209,3 @@ export async function listEvents(
     .limit(options.limit);
   return rows.map((row) => ({ ...row, payload: "" }));
 }
-

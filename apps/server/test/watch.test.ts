@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import type { WatchDeliveriesResponse } from "@httpqueue/proto";
+import { WatchDeliveriesRequest, WebhookServiceService } from "@httpqueue/proto";
+import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
+import { eventually, startReceiver, type Receiver, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
+import { scrape } from "./helpers/http.js";
+import { createMigratedDatabase, spawnServer, startTestServer } from "./helpers/server.js";
+
+// WatchDeliveries across servers, and a watcher that does not read.
+
+const SUCCEEDED = DeliveryStatus.DELIVERY_STATUS_SUCCEEDED;
+
+describe("watching deliveries", () => {
+  const cleanups: (() => unknown)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  const receiver = async (respond: Parameters<typeof startReceiver>[0]): Promise<Receiver> => {
+    const r = await startReceiver(respond);
+    cleanups.push(() => r.close());
+    return r;
+  };
+
+  it("a watcher on server A sees the deliveries server B makes", async () => {
+    const db: TestDatabase = await createMigratedDatabase();
+    cleanups.push(() => db.drop());
+    const stop = async (server: ServerProcess) => {
+      server.child.kill("SIGTERM");
+      await server.exited;
+    };
+    // A delivers to one webhook at a time, and is kept busy by a receiver that never answers.
+    const a = await spawnServer({ DATABASE_URL: db.url, WORKER_CONCURRENCY: "1" });
+    cleanups.push(() => stop(a));
+    const clientA = createClient({ address: a.address });
+    cleanups.push(() => {
+      clientA.close();
+    });
+    const hanging = await receiver(() => "hang");
+    await clientA.registerWebhook({ namespace: "busy", event: "e", url: hanging.url, timeout: 300 });
+    await clientA.pushEvent({ namespace: "busy", event: "e", payload: {} });
+    await hanging.waitForRequests(1);
+
+    const b = await spawnServer({ DATABASE_URL: db.url });
+    cleanups.push(() => stop(b));
+    const clientB: HttpQueueClient = createClient({ address: b.address });
+    cleanups.push(() => {
+      clientB.close();
+    });
+    const target = await receiver(() => 200);
+    const webhooks = await Promise.all(
+      ["one", "two", "three"].map((event) =>
+        clientB.registerWebhook({ namespace: "two", event, url: target.url }).then((r) => r.webhookId),
+      ),
+    );
+
+    const watch = clientA.watchDeliveries({ namespace: "two" });
+    await watch.ready;
+    const seen: WatchDeliveriesResponse[] = [];
+    const reading = (async () => {
+      for await (const update of watch) seen.push(update);
+    })();
+    const events: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const event = ["one", "two", "three"][i % 3] ?? "one";
+      events.push((await clientB.pushEvent({ namespace: "two", event, payload: { i } })).eventId);
+    }
+    await target.waitForRequests(30);
+    await eventually(
+      () => Promise.resolve(seen.filter((u) => u.status === SUCCEEDED).length >= 30 ? true : undefined),
+      10_000,
+    );
+    watch.close();
+    await reading;
+
+    const succeeded = seen.filter((u) => u.status === SUCCEEDED);
+    assert.deepEqual(new Set(succeeded.map((u) => u.eventId)), new Set(events), "every event's success, seen on A");
+    assert.ok(succeeded.every((u) => webhooks.includes(u.webhookId) && u.attempt?.responseCode === 200));
+    // Made by B: A's one worker slot was held by the hanging receiver all along.
+    const attemptsBy = (server: ServerProcess) =>
+      events.filter(
+        (id) => server.output().includes(`"eventId":"${id}"`) && server.output().includes("delivery attempt"),
+      );
+    assert.equal(attemptsBy(b).length, 30, "B made the attempts");
+    assert.equal(attemptsBy(a).length, 0, "A made none");
+  });
+
+  it("ends a watcher that does not read with RESOURCE_EXHAUSTED, and deliveries go on", async () => {
+    const server = await startTestServer({ WATCH_BUFFER: "10" });
+    cleanups.push(() => server.stop());
+    const target = await receiver(() => 200);
+    const { webhookId } = await server.client.registerWebhook({ namespace: "slow", event: "e", url: target.url });
+
+    // A raw stream nobody reads: grpc-js stops taking data, and HTTP/2 flow control holds the rest on the server.
+    const raw = new Client(server.app.address, credentials.createInsecure());
+    cleanups.push(() => {
+      raw.close();
+    });
+    const def = WebhookServiceService.watchDeliveries;
+    const stream = raw.makeServerStreamRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize,
+      WatchDeliveriesRequest.fromPartial({ webhookId }),
+      new Metadata(),
+      {},
+    );
+    await new Promise((resolve) => stream.once("metadata", resolve));
+    // Its status is taken as it comes (grpc-js reports it before the unread messages are read).
+    const ending = new Promise<ServiceError>((resolve) => stream.once("error", resolve));
+
+    const count = 400;
+    const payload = { padding: "x".repeat(2000) };
+    for (let i = 0; i < count; i += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, () => server.client.pushEvent({ namespace: "slow", event: "e", payload })),
+      );
+    }
+    await target.waitForRequests(count, 30_000);
+    const ended = async () => {
+      return (await scrape(server.app.httpAddress)).value("httpqueue_watchers_ended_total", { reason: "behind" });
+    };
+    await eventually(async () => ((await ended()) === 1 ? true : undefined), 10_000, "the watcher was ended");
+    const { counts } = await server.client.getWebhookStatus({ webhookId });
+    assert.deepEqual(
+      counts.map((c) => [c.status, c.count]),
+      [[SUCCEEDED, count]],
+      "every delivery made, none held back by the watcher",
+    );
+
+    // The client learns why (grpc-js drops the messages it had not read).
+    const error = await ending;
+    assert.equal(error.code, status.RESOURCE_EXHAUSTED, error.details);
+    assert.match(error.details, /fell 10 changes behind \(WATCH_BUFFER\)/);
+    assert.equal((await scrape(server.app.httpAddress)).value("httpqueue_watchers"), 0, "no watcher left");
+  });
+});
