@@ -4,7 +4,15 @@ import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/
 import type { WatchDeliveriesResponse } from "@httpqueue/proto";
 import { WatchDeliveriesRequest, WebhookServiceService } from "@httpqueue/proto";
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
-import { eventually, startReceiver, type Receiver, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
+import {
+  eventually,
+  startReceiver,
+  startTcpProxy,
+  type Receiver,
+  type ServerProcess,
+  type TestDatabase,
+} from "@httpqueue/testkit";
+import { HttpQueueError } from "@httpqueue/sdk";
 import { scrape } from "./helpers/http.js";
 import { createMigratedDatabase, spawnServer, startTestServer } from "./helpers/server.js";
 
@@ -134,5 +142,57 @@ describe("watching deliveries", () => {
     assert.equal(error.code, status.RESOURCE_EXHAUSTED, error.details);
     assert.match(error.details, /fell 10 changes behind \(WATCH_BUFFER\)/);
     assert.equal((await scrape(server.app.httpAddress)).value("httpqueue_watchers"), 0, "no watcher left");
+  });
+
+  it("ends watchers with UNAVAILABLE when the database connection is lost, and watching again works", async () => {
+    const db = await createMigratedDatabase();
+    cleanups.push(() => db.drop());
+    const url = new URL(db.url);
+    const proxy = await startTcpProxy(url.hostname, Number(url.port || 5432));
+    cleanups.push(() => proxy.close());
+    url.host = `127.0.0.1:${proxy.port}`;
+    const server = await startTestServer({ DATABASE_URL: url.toString() }, { ...db, url: url.toString() });
+    cleanups.push(() => server.stop());
+    const target = await receiver(() => 200);
+    const { webhookId } = await server.client.registerWebhook({ namespace: "cut", event: "e", url: target.url });
+
+    const first = server.client.watchDeliveries({ webhookId });
+    await first.ready;
+    const ended = (async () => {
+      try {
+        for await (const _ of first) {
+          // nothing is pushed meanwhile
+        }
+        return undefined;
+      } catch (err) {
+        return err;
+      }
+    })();
+    await proxy.cut();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await proxy.restore();
+    const err = await ended;
+    assert.ok(err instanceof HttpQueueError, String(err));
+    assert.equal(err.code, status.UNAVAILABLE);
+    assert.match(err.details, /lost its database connection/);
+
+    const again = await eventually(async () => {
+      const watch = server.client.watchDeliveries({ webhookId });
+      try {
+        await watch.ready;
+        return watch;
+      } catch {
+        watch.close();
+        return undefined;
+      }
+    }, 20_000);
+    const seen: WatchDeliveriesResponse[] = [];
+    const reading = (async () => {
+      for await (const update of again) seen.push(update);
+    })();
+    await eventually(() => server.client.pushEvent({ namespace: "cut", event: "e", payload: {} }), 20_000);
+    await eventually(() => Promise.resolve(seen.some((u) => u.status === SUCCEEDED) ? true : undefined), 20_000);
+    again.close();
+    await reading;
   });
 });

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Metadata, status, type ServerWritableStream } from "@grpc/grpc-js";
 import type { WatchDeliveriesRequest, WatchDeliveriesResponse } from "@httpqueue/proto";
 import { findAttempts, type AttemptRow } from "../db/attempts.js";
@@ -53,6 +54,8 @@ const PRESENCE_TTL_MS = 30_000;
 const PRESENCE_RENEW_MS = 10_000;
 /** Listening stops this long after the last watcher left (a watcher that comes back soon finds it on). */
 const LINGER_MS = 10_000;
+/** Longest wait for UNLISTEN and the row's removal when listening stops. */
+const RELEASE_WAIT_MS = 2_000;
 /** Changes read from the channel and not yet handed to watchers, at most: past it, the watchers are ended. */
 const MAX_PENDING = 50_000;
 /** Changes matched against the watchers at a time (one read of their attempts). */
@@ -99,12 +102,6 @@ export function createWatchHub(deps: {
         );
       }
     });
-    try {
-      await announceWatchers(db, server, PRESENCE_TTL_MS);
-    } catch (err) {
-      await subscription.unlisten().catch(() => undefined);
-      throw err;
-    }
     renewal = setInterval(() => {
       announceWatchers(db, server, PRESENCE_TTL_MS).catch((err: unknown) => {
         log.warn({ err }, "could not renew this server's watchers row");
@@ -126,8 +123,9 @@ export function createWatchHub(deps: {
     })().catch((err: unknown) => {
       log.warn({ err }, "could not stop following delivery changes cleanly");
     });
-    releasing = done;
-    await done;
+    // With the database away, UNLISTEN waits for it: never longer than this (the row expires by itself).
+    releasing = Promise.race([done, sleep(RELEASE_WAIT_MS, undefined, { ref: false })]);
+    await releasing;
   }
 
   function onNotify(payload: string): void {
@@ -211,6 +209,13 @@ export function createWatchHub(deps: {
         await listening;
       } catch (err) {
         listening = undefined;
+        remove();
+        throw err;
+      }
+      try {
+        // Renewed here too: after the database was away, the row may have expired.
+        await announceWatchers(db, server, PRESENCE_TTL_MS);
+      } catch (err) {
         remove();
         throw err;
       }

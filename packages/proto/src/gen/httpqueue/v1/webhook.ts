@@ -29,7 +29,7 @@ export const protobufFileName = "httpqueue/v1/webhook.proto";
 /** DeliveryStatus is the fate of one event's delivery to one webhook. */
 export enum DeliveryStatus {
   DELIVERY_STATUS_UNSPECIFIED = 0,
-  /** DELIVERY_STATUS_PENDING - Waiting for its first attempt. */
+  /** DELIVERY_STATUS_PENDING - Waiting for its first attempt, or, once resent, for its next one. */
   DELIVERY_STATUS_PENDING = 1,
   /** DELIVERY_STATUS_RETRYING - At least one attempt failed; another is scheduled at next_attempt_at. */
   DELIVERY_STATUS_RETRYING = 2,
