@@ -4,10 +4,10 @@ import { createDatabase } from "@httpqueue/server/dist/db/client.js";
 import { MAX_STATEMENT_DELIVERIES, storeEvents } from "@httpqueue/server/dist/db/events.js";
 import { now, sleep } from "./clock.js";
 import { BENCH_APPLICATION_NAME, type BenchDatabase } from "./database.js";
-import { answeredRate, closedLoop, type PushTarget } from "./load.js";
+import { answeredRate, closedLoop, createClients, type PushTarget } from "./load.js";
 import { markAt, meter, perUnit, type UnitCosts } from "./meter.js";
 import { backendPids, databaseCounters } from "./probes.js";
-import type { HttpQueueClient } from "@httpqueue/sdk";
+import { deliveryStatusToJSON, type HttpQueueClient } from "@httpqueue/sdk";
 import type { BenchReceiver } from "./receiver.js";
 import { NAMESPACE, registerWebhooks, withService, type ScenarioContext } from "./scenarios.js";
 
@@ -25,6 +25,19 @@ export interface BacklogResult extends DeliveryResult {
   seconds: number;
   /** Deliveries not in SUCCEEDED once the server stopped (should be 0). */
   notSucceeded: number;
+  /** With `watch`: what the WatchDeliveries stream open during the run received. */
+  watch?: WatchCount;
+}
+
+/** What a WatchDeliveries stream received. */
+export interface WatchCount {
+  updates: number;
+  /** Updates per delivery: 2 when each delivery's creation and its success came through. */
+  perDelivery: number;
+  /** By the status each update left (PENDING: created). */
+  byStatus: Record<string, number>;
+  /** From the last receipt to the last update received. */
+  lagSeconds: number;
 }
 
 /** Sequence numbers of the events for the hanging receiver start here: apart from the measured ones. */
@@ -41,6 +54,12 @@ export interface BacklogShape {
   slowEvents?: number;
   logLevel: "warn" | "info";
   timeoutMs: number;
+  /**
+   * One WatchDeliveries stream, unfiltered, open (and live) before the
+   * backlog is queued and read to the end: every delivery's creation and
+   * change is sent to it.
+   */
+  watch?: boolean;
 }
 
 /**
@@ -48,13 +67,27 @@ export interface BacklogShape {
  * own), queued at once (one transaction, as if pushed while no worker ran);
  * the server drains them. Deliveries per second from the commit to the last
  * receipt. With `slowEvents`, deliveries to a hanging receiver are queued
- * first, in the same commit, and only the others are measured.
+ * first, in the same commit, and only the others are measured. With `watch`,
+ * an unfiltered WatchDeliveries stream is open throughout, and the updates
+ * it received are counted.
  */
 export function backlog(ctx: ScenarioContext, options: BacklogShape): Promise<BacklogResult> {
   const { events, fanout } = options;
-  const label = options.ownWebhook ? "wide" : options.slowEvents ? "hanging" : `backlog${fanout}`;
+  const label = options.ownWebhook
+    ? "wide"
+    : options.slowEvents
+      ? "hanging"
+      : options.watch
+        ? "watched"
+        : `backlog${fanout}`;
   const event = label;
-  return withService(ctx, `${label}_${options.logLevel}`, options.logLevel, async (running) => {
+  // The queuing commit reaches a watcher as one burst of a creation per delivery, thousands of
+  // updates that the server writes before the client can take them: past WATCH_BUFFER (1,000
+  // by default) the stream would be ended, so the watched server has the largest it allows.
+  const scenarioCtx = options.watch
+    ? { ...ctx, serverEnv: { WATCH_BUFFER: String(WATCHED_BUFFER), ...ctx.serverEnv } }
+    : ctx;
+  return withService(scenarioCtx, `${label}_${options.logLevel}`, options.logLevel, async (running) => {
     const [first] = running.clients;
     if (!first) throw new Error("no client");
     const names = options.ownWebhook ? Array.from({ length: events }, (_, i) => `${event}.${i}`) : [event];
@@ -64,56 +97,140 @@ export function backlog(ctx: ScenarioContext, options: BacklogShape): Promise<Ba
       await first.registerWebhook({ namespace: NAMESPACE, event: `${event}.slow`, url: `${ctx.receiver.url}/slow/` });
     }
     await ctx.receiver.reset();
-    const m = meter(running, ctx.receiver);
-    const before = await m.mark();
-    const batches: Seeded[] = [];
-    if (options.slowEvents) batches.push({ names: [`${event}.slow`], count: options.slowEvents, firstSeq: SLOW_SEQ });
-    batches.push({ names, count: events, firstSeq: 0 });
-    const start = await seedEvents(running.db, batches, ctx.payloadPad, Math.floor(MAX_STATEMENT_DELIVERIES / fanout));
-    const atStart = { ...before, cpu: m.cpu(start) };
-    const expected = events * fanout;
-    const deadline = start + options.timeoutMs;
-    const measured = async () => {
-      const { times, seqs } = await ctx.receiver.take();
-      return { times: times.filter((_, i) => (seqs[i] ?? 0) < SLOW_SEQ), all: times.length };
-    };
-    for (;;) {
-      const count = await ctx.receiver.count();
-      if (count >= expected && (!options.slowEvents || (await measured()).times.length >= expected)) break;
-      if (now() >= deadline) break;
-      await sleep(options.slowEvents ? 50 : 10);
+    // Opened before the backlog is queued, with a channel of its own: the queuing commit's notifications reach it.
+    const watcher = options.watch ? await openWatcher(running.service.address) : undefined;
+    try {
+      const m = meter(running, ctx.receiver);
+      const before = await m.mark();
+      const batches: Seeded[] = [];
+      if (options.slowEvents) batches.push({ names: [`${event}.slow`], count: options.slowEvents, firstSeq: SLOW_SEQ });
+      batches.push({ names, count: events, firstSeq: 0 });
+      const start = await seedEvents(
+        running.db,
+        batches,
+        ctx.payloadPad,
+        Math.floor(MAX_STATEMENT_DELIVERIES / fanout),
+      );
+      const atStart = { ...before, cpu: m.cpu(start) };
+      const expected = events * fanout;
+      const deadline = start + options.timeoutMs;
+      const measured = async () => {
+        const { times, seqs } = await ctx.receiver.take();
+        return { times: times.filter((_, i) => (seqs[i] ?? 0) < SLOW_SEQ), all: times.length };
+      };
+      for (;;) {
+        const count = await ctx.receiver.count();
+        if (count >= expected && (!options.slowEvents || (await measured()).times.length >= expected)) break;
+        if (now() >= deadline) break;
+        await sleep(options.slowEvents ? 50 : 10);
+      }
+      const end = await m.mark();
+      const { times } = await measured();
+      if (times.length < expected) throw new Error(`only ${times.length} of ${expected} deliveries arrived in time`);
+      let firstAt = Infinity;
+      let lastAt = -Infinity;
+      for (const t of times) {
+        firstAt = Math.min(firstAt, t);
+        lastAt = Math.max(lastAt, t);
+      }
+      // Successes are committed after their receipt: the stream gets a moment to bring the last ones.
+      const watch = watcher ? await watcher.finish(expected * 2, WATCH_SETTLE_MS, expected, lastAt) : undefined;
+      // Commits once the server is gone: its backends report everything as they exit.
+      await running.service.stop();
+      const gone = now() + 10_000;
+      while ((await backendPids(running.db.sql, running.db.name, BENCH_APPLICATION_NAME)).length > 0 && now() < gone) {
+        await sleep(20);
+      }
+      const counters = await databaseCounters(running.db.sql, running.db.name);
+      const [row] = await running.db.sql<{ n: number }[]>`
+        select count(*)::int as n from webhook_deliveries d join webhook_registrations w on w.id = d.webhook_id
+        where d.status <> 'succeeded' and w.event not like '%.slow'`;
+      const seconds = (lastAt - start) / 1000;
+      const cost = m.cost(atStart, end, counters);
+      return {
+        rate: expected / seconds,
+        deliveries: expected,
+        events,
+        firstReceiptSeconds: (firstAt - start) / 1000,
+        seconds,
+        notSucceeded: row?.n ?? 0,
+        perDelivery: perUnit(cost, expected),
+        ...(watch ? { watch } : {}),
+      };
+    } finally {
+      watcher?.close();
     }
-    const end = await m.mark();
-    const { times } = await measured();
-    if (times.length < expected) throw new Error(`only ${times.length} of ${expected} deliveries arrived in time`);
-    let firstAt = Infinity;
-    let lastAt = -Infinity;
-    for (const t of times) {
-      firstAt = Math.min(firstAt, t);
-      lastAt = Math.max(lastAt, t);
-    }
-    // Commits once the server is gone: its backends report everything as they exit.
-    await running.service.stop();
-    const gone = now() + 10_000;
-    while ((await backendPids(running.db.sql, running.db.name, BENCH_APPLICATION_NAME)).length > 0 && now() < gone) {
-      await sleep(20);
-    }
-    const counters = await databaseCounters(running.db.sql, running.db.name);
-    const [row] = await running.db.sql<{ n: number }[]>`
-      select count(*)::int as n from webhook_deliveries d join webhook_registrations w on w.id = d.webhook_id
-      where d.status <> 'succeeded' and w.event not like '%.slow'`;
-    const seconds = (lastAt - start) / 1000;
-    const cost = m.cost(atStart, end, counters);
-    return {
-      rate: expected / seconds,
-      deliveries: expected,
-      events,
-      firstReceiptSeconds: (firstAt - start) / 1000,
-      seconds,
-      notSucceeded: row?.n ?? 0,
-      perDelivery: perUnit(cost, expected),
-    };
   });
+}
+
+/** WATCH_BUFFER of the watched server (unless --server-env sets it): the most the server accepts. */
+const WATCHED_BUFFER = 100_000;
+
+/** After the last receipt, the watcher waits at most this long for the updates it still expects. */
+const WATCH_SETTLE_MS = 10_000;
+
+/**
+ * An unfiltered WatchDeliveries stream on a client of its own, live once this
+ * resolves, read as fast as it comes. `finish` waits for `want` updates (or
+ * `settleMs`), closes the stream and counts; it throws when the server ended
+ * the stream (e.g. RESOURCE_EXHAUSTED: the watcher fell behind).
+ */
+async function openWatcher(address: string) {
+  const [client] = createClients(address, 1);
+  if (!client) throw new Error("no client");
+  const watch = client.watchDeliveries({});
+  const byStatus: Record<string, number> = {};
+  let updates = 0;
+  let lastAt = NaN;
+  // How the stream ended, unless this side closed it.
+  const state: { closing: boolean; failure?: Error } = { closing: false };
+  const reading = (async () => {
+    try {
+      for await (const update of watch) {
+        updates++;
+        lastAt = now();
+        const key = deliveryStatusToJSON(update.status).replace(/^DELIVERY_STATUS_/, "");
+        byStatus[key] = (byStatus[key] ?? 0) + 1;
+      }
+      if (!state.closing) state.failure = new Error("the server ended the stream");
+    } catch (err) {
+      if (!state.closing) state.failure = err instanceof Error ? err : new Error(String(err));
+    }
+  })();
+  const close = () => {
+    if (state.closing) return;
+    state.closing = true;
+    watch.close();
+    client.close();
+  };
+  try {
+    await watch.ready;
+  } catch (err) {
+    close();
+    throw new Error(`WatchDeliveries did not start: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
+  }
+  return {
+    close,
+    async finish(want: number, settleMs: number, deliveries: number, lastReceipt: number): Promise<WatchCount> {
+      const until = now() + settleMs;
+      while (updates < want && state.failure === undefined && now() < until) await sleep(10);
+      if (state.failure === undefined) close();
+      await reading;
+      if (state.failure !== undefined) {
+        throw new Error(`the WatchDeliveries stream failed after ${updates} updates: ${state.failure.message}`, {
+          cause: state.failure,
+        });
+      }
+      return {
+        updates,
+        perDelivery: updates / deliveries,
+        byStatus,
+        lagSeconds: Number.isNaN(lastAt) ? NaN : Math.max(0, lastAt - lastReceipt) / 1000,
+      };
+    },
+  };
 }
 
 /** One webhook per event name, all pointing at the receiver (registered a few at a time). */

@@ -11,6 +11,7 @@ export const SCENARIOS = [
   "ingest-info",
   "e2e",
   "backlog",
+  "backlog-watched",
   "backlog-fanout",
   "backlog-wide",
   "hanging",

@@ -92,6 +92,8 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
     // Rates seen so far: backlogs are sized to drain in about options.backlogMs,
     // and the steady push rate follows the backlog rate.
     const seen: Partial<Record<Scenario, number>> = {};
+    // Deliveries of this run's `backlog`: `backlog-watched` drains as many.
+    let backlogDeliveries: number | undefined;
     const sized = (scenario: Scenario, fallback: number) =>
       Math.max(200, Math.round(((seen[scenario] ?? fallback) * options.backlogMs) / 1000));
     const postRate = () => seen["post-loop"] ?? DEFAULT_POST_RATE;
@@ -105,13 +107,16 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
       fanout: number,
       logLevel: "warn" | "info",
       prefix: string,
-      shape: { ownWebhook?: boolean; slowEvents?: number } = {},
+      shape: { ownWebhook?: boolean; slowEvents?: number; watch?: boolean } = {},
     ) => ({
       run: () => {
         // 1,000 webhooks with one event each, whatever the window: the worst case of per-webhook batching.
         const deliveries = shape.ownWebhook
           ? WIDE_WEBHOOKS
-          : sized(scenario === "hanging" ? "backlog" : scenario, graphileRate() * (fanout > 1 ? 0.5 : 0.25));
+          : shape.watch
+            ? (backlogDeliveries ?? sized("backlog", graphileRate() * 0.25))
+            : sized(scenario === "hanging" ? "backlog" : scenario, graphileRate() * (fanout > 1 ? 0.5 : 0.25));
+        if (scenario === "backlog") backlogDeliveries = deliveries;
         return backlog(ctx, {
           events: Math.ceil(deliveries / fanout),
           fanout,
@@ -122,13 +127,18 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
       },
       show: (r: Awaited<ReturnType<typeof backlog>>) =>
         `${fmt(r.rate)} deliveries/s (${fmt(r.deliveries)} in ${fmt(r.seconds, 1)}s, first after ` +
-        `${fmt(r.firstReceiptSeconds, 1)}s); per delivery: ${describeCost(r.perDelivery)}`,
+        `${fmt(r.firstReceiptSeconds, 1)}s); per delivery: ${describeCost(r.perDelivery)}` +
+        (r.watch
+          ? `; watcher: ${fmt(r.watch.updates)} updates, ${fmt(r.watch.perDelivery, 2)} per delivery, ` +
+            `last ${fmt(r.watch.lagSeconds, 2)}s after the last receipt`
+          : ""),
       record: (r: Awaited<ReturnType<typeof backlog>>, values: RunValues) => {
         seen[scenario] = r.rate;
         values[`${prefix}.rate`] = r.rate;
         if (logLevel === "info") values[`${prefix}.server_cpu_ms`] = r.perDelivery.serverCpuMs;
         else costs(prefix, r.perDelivery, values);
         if (scenario === "backlog") values["backlog.machine_busy"] = r.perDelivery.machineBusy * 100;
+        if (r.watch) values[`${prefix}.updates_per_delivery`] = r.watch.perDelivery;
       },
     });
 
@@ -246,6 +256,7 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
         },
       }),
       backlog: step(backlogStep("backlog", 1, "warn", "backlog")),
+      "backlog-watched": step(backlogStep("backlog-watched", 1, "warn", "backlog_watched", { watch: true })),
       "backlog-fanout": step(backlogStep("backlog-fanout", options.fanout, "warn", "backlog_fanout")),
       "backlog-wide": step(backlogStep("backlog-wide", 1, "warn", "backlog_wide", { ownWebhook: true })),
       hanging: step(backlogStep("hanging", 1, "warn", "hanging", { slowEvents: HANGING_EVENTS })),
@@ -257,6 +268,7 @@ export async function runBench(options: BenchOptions, admin: DatabaseAdmin, log:
     const runs: ResultsFile["runs"] = [];
     const failures: ResultsFile["failures"] = [];
     for (let run = 1; run <= options.runs; run++) {
+      backlogDeliveries = undefined;
       const values: RunValues = {};
       const details: Record<string, unknown> = {};
       try {

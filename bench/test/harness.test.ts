@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
+import type { BacklogResult } from "../src/delivery.js";
 import type { ResultsFile } from "../src/report.js";
 
 const MAIN = fileURLToPath(new URL("../src/main.ts", import.meta.url));
@@ -73,6 +74,9 @@ describe("the benchmark harness", () => {
       "backlog.commits",
       "backlog.server_cpu_ms",
       "backlog.postgres_cpu_ms",
+      "backlog_watched.rate",
+      "backlog_watched.updates_per_delivery",
+      "backlog_watched.server_cpu_ms",
       "backlog_fanout.rate",
       "backlog_wide.rate",
       "hanging.rate",
@@ -89,6 +93,12 @@ describe("the benchmark harness", () => {
     }
     assert.equal(results.figures["e2e.lost"]?.median, 0, "every event pushed was delivered");
     assert.ok(results.ratios["backlog.rate/baseline.post_loop"]);
+    assert.ok(results.ratios["backlog_watched.rate/baseline.post_loop"]);
+    assert.ok(results.ratios["backlog_watched.rate/backlog.rate"]);
+    // The stream read every update: each delivery's creation and its success.
+    assert.equal(results.figures["backlog_watched.updates_per_delivery"]?.median, 2);
+    const watched = results.runs[0]?.details["backlog-watched"] as BacklogResult | undefined;
+    assert.deepEqual(watched?.watch?.byStatus, { PENDING: watched?.deliveries, SUCCEEDED: watched?.deliveries });
     assert.ok(results.ratios["hanging.rate/backlog.rate"]);
     assert.deepEqual(
       results.targets.map((t) => t.id),
