@@ -81,13 +81,7 @@ export function backlog(ctx: ScenarioContext, options: BacklogShape): Promise<Ba
         ? "watched"
         : `backlog${fanout}`;
   const event = label;
-  // The queuing commit reaches a watcher as one burst of a creation per delivery, thousands of
-  // updates that the server writes before the client can take them: past WATCH_BUFFER (1,000
-  // by default) the stream would be ended, so the watched server has the largest it allows.
-  const scenarioCtx = options.watch
-    ? { ...ctx, serverEnv: { WATCH_BUFFER: String(WATCHED_BUFFER), ...ctx.serverEnv } }
-    : ctx;
-  return withService(scenarioCtx, `${label}_${options.logLevel}`, options.logLevel, async (running) => {
+  return withService(ctx, `${label}_${options.logLevel}`, options.logLevel, async (running) => {
     const [first] = running.clients;
     if (!first) throw new Error("no client");
     const names = options.ownWebhook ? Array.from({ length: events }, (_, i) => `${event}.${i}`) : [event];
@@ -162,9 +156,6 @@ export function backlog(ctx: ScenarioContext, options: BacklogShape): Promise<Ba
     }
   });
 }
-
-/** WATCH_BUFFER of the watched server (unless --server-env sets it): the most the server accepts. */
-const WATCHED_BUFFER = 100_000;
 
 /** After the last receipt, the watcher waits at most this long for the updates it still expects. */
 const WATCH_SETTLE_MS = 10_000;

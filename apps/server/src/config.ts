@@ -46,7 +46,7 @@ export interface Config {
   healthCheckIntervalMs: number;
   /** Queue depth and webhook counts are read from the database at most this often. */
   metricsQueryIntervalMs: number;
-  /** Changes a WatchDeliveries stream may fall behind by before it is ended (RESOURCE_EXHAUSTED). */
+  /** Messages a WatchDeliveries client may leave unread (for 10 s at most, then it is ended: RESOURCE_EXHAUSTED). */
   watchBuffer: number;
   /** Distinct namespace/event pairs labelled in httpqueue_events_pushed_total; later ones are "_other". */
   metricsEventLabelLimit: number;
@@ -171,7 +171,8 @@ const schema = z.object({
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
   METRICS_EVENT_LABEL_LIMIT: int(0, 10_000),
-  WATCH_BUFFER: int(10, 100_000),
+  // At least the streams' high-water mark (16 messages), so that a full buffer always ends in 'drain'.
+  WATCH_BUFFER: int(100, 100_000),
   API_TOKENS: z.string().optional(),
   API_TOKENS_FILE: z.string().trim().optional(),
   TLS_CERT_FILE: z.string().trim().optional(),

@@ -108,7 +108,6 @@ async function explainer(url: string, server: ServerProcess): Promise<string> {
     const jobs =
       await sql`select task_identifier, locked_by, attempts, max_attempts, run_at > now() as later, count(*)::int as n
       from graphile_worker.jobs group by 1, 2, 3, 4, 5`;
-    (await import("node:fs")).writeFileSync("/tmp/repro/server-full.log", server.output());
     const log = server
       .output()
       .split("\n")

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import type { WatchDeliveriesResponse } from "@httpqueue/proto";
-import { WatchDeliveriesRequest, WebhookServiceService } from "@httpqueue/proto";
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
 import {
   eventually,
@@ -95,28 +94,15 @@ describe("watching deliveries", () => {
   });
 
   it("ends a watcher that does not read with RESOURCE_EXHAUSTED, and deliveries go on", async () => {
-    const server = await startTestServer({ WATCH_BUFFER: "10" });
+    const server = await startTestServer({ WATCH_BUFFER: "100" });
     cleanups.push(() => server.stop());
     const target = await receiver(() => 200);
     const { webhookId } = await server.client.registerWebhook({ namespace: "slow", event: "e", url: target.url });
 
-    // A raw stream nobody reads: grpc-js stops taking data, and HTTP/2 flow control holds the rest on the server.
-    const raw = new Client(server.app.address, credentials.createInsecure());
-    cleanups.push(() => {
-      raw.close();
-    });
-    const def = WebhookServiceService.watchDeliveries;
-    const stream = raw.makeServerStreamRequest(
-      def.path,
-      def.requestSerialize,
-      def.responseDeserialize,
-      WatchDeliveriesRequest.fromPartial({ webhookId }),
-      new Metadata(),
-      {},
-    );
-    await new Promise((resolve) => stream.once("metadata", resolve));
-    // Its status is taken as it comes (grpc-js reports it before the unread messages are read).
-    const ending = new Promise<ServiceError>((resolve) => stream.once("error", resolve));
+    // Opened and never iterated: the SDK holds 64 messages, then stops taking more (HTTP/2 flow control
+    // then holds the server's writes; a grpc-js stream with no 'data' listener would instead take everything).
+    const watch = server.client.watchDeliveries({ webhookId });
+    await watch.ready;
 
     const count = 400;
     const payload = { padding: "x".repeat(2000) };
@@ -129,7 +115,8 @@ describe("watching deliveries", () => {
     const ended = async () => {
       return (await scrape(server.app.httpAddress)).value("httpqueue_watchers_ended_total", { reason: "behind" });
     };
-    await eventually(async () => ((await ended()) === 1 ? true : undefined), 10_000, "the watcher was ended");
+    // Ended once its client has left WATCH_BUFFER messages unread for 10 s.
+    await eventually(async () => ((await ended()) === 1 ? true : undefined), 30_000, "the watcher was ended");
     const { counts } = await server.client.getWebhookStatus({ webhookId });
     assert.deepEqual(
       counts.map((c) => [c.status, c.count]),
@@ -137,10 +124,20 @@ describe("watching deliveries", () => {
       "every delivery made, none held back by the watcher",
     );
 
-    // The client learns why (grpc-js drops the messages it had not read).
-    const error = await ending;
+    // Reading now: what the SDK held, then why it ended.
+    let received = 0;
+    const error = await (async () => {
+      try {
+        for await (const _ of watch) received++;
+        return undefined;
+      } catch (err) {
+        return err;
+      }
+    })();
+    assert.ok(error instanceof HttpQueueError, String(error));
     assert.equal(error.code, status.RESOURCE_EXHAUSTED, error.details);
-    assert.match(error.details, /fell 10 changes behind \(WATCH_BUFFER\)/);
+    assert.match(error.details, /left 100 changes unread for 10s \(WATCH_BUFFER\)/);
+    assert.ok(received > 0 && received < count * 2, `${received} updates before the end`);
     assert.equal((await scrape(server.app.httpAddress)).value("httpqueue_watchers"), 0, "no watcher left");
   });
 

@@ -36,8 +36,12 @@ export interface WatchFilter {
 /** One open stream, as the hub sees it. */
 export interface Watcher {
   filter: WatchFilter;
-  /** Takes an update; never blocks (a watcher that cannot keep up ends itself). */
-  send(update: WatchDeliveriesResponse): void;
+  /**
+   * Takes an update. With WATCH_BUFFER messages unread by its client, it
+   * returns a promise that resolves once the client has taken them, or
+   * once the watcher is ended for not doing so within STALL_MS.
+   */
+  send(update: WatchDeliveriesResponse): Promise<void> | undefined;
   /** Ends the stream with this status. */
   end(code: status, details: string, reason: WatcherEndReason): void;
 }
@@ -57,7 +61,9 @@ const LINGER_MS = 10_000;
 /** Longest wait for UNLISTEN and the row's removal when listening stops. */
 const RELEASE_WAIT_MS = 2_000;
 /** Changes read from the channel and not yet handed to watchers, at most: past it, the watchers are ended. */
-const MAX_PENDING = 50_000;
+const MAX_PENDING = 100_000;
+/** A watcher whose client leaves WATCH_BUFFER messages unread this long is ended. */
+export const STALL_MS = 10_000;
 /** Changes matched against the watchers at a time (one read of their attempts). */
 const DISPATCH_BATCH = 1_000;
 /** Most characters of an attempt's response body in a stream update (ListAttempts has what was kept). */
@@ -186,7 +192,12 @@ export function createWatchHub(deps: {
     for (const { change, name, to } of matched) {
       const attempt = change.attempted ? attempts.get(`${change.deliveryId}/${change.attemptCount}`) : undefined;
       const update = toUpdate(change, name, attempt);
-      for (const watcher of to) if (watchers.has(watcher)) watcher.send(update);
+      for (const watcher of to) {
+        if (!watchers.has(watcher)) continue;
+        // A client with a full buffer holds the stream back (its own and others'), for STALL_MS at most.
+        const full = watcher.send(update);
+        if (full !== undefined) await full;
+      }
     }
   }
 
@@ -309,26 +320,39 @@ function streamChanges(
   return new Promise((resolve, reject) => {
     let ended = false;
     let remove: (() => void) | undefined;
+    /** Set while `send` waits for the client to take what it has: ends the wait. */
+    let stalled = (): void => undefined;
     const finish = (result: { code: status; reason?: WatcherEndReason }) => {
       if (ended) return;
       ended = true;
       remove?.();
+      stalled();
       resolve(result);
     };
     const watcher: Watcher = {
       filter,
       send(update) {
-        if (ended) return;
-        // Messages written and not yet taken by the client (HTTP/2 flow control holds them here).
-        if (call.writableLength >= buffer) {
-          watcher.end(
-            status.RESOURCE_EXHAUSTED,
-            `the stream fell ${buffer} changes behind (WATCH_BUFFER): read faster or narrow the filters, then watch again`,
-            "behind",
-          );
-          return;
-        }
+        if (ended) return undefined;
         call.write(update);
+        // Messages written and not yet taken by the client (HTTP/2 flow control holds them here).
+        if (call.writableLength < buffer) return undefined;
+        return new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            watcher.end(
+              status.RESOURCE_EXHAUSTED,
+              `the stream left ${buffer} changes unread for ${STALL_MS / 1000}s (WATCH_BUFFER): read faster or narrow the filters, then watch again`,
+              "behind",
+            );
+          }, STALL_MS);
+          stalled = () => {
+            clearTimeout(timer);
+            call.off("drain", stalled);
+            stalled = () => undefined;
+            resolve();
+          };
+          // The buffer is past the stream's high-water mark: 'drain' comes once the client took it all.
+          call.once("drain", stalled);
+        });
       },
       end(code, details, reason) {
         if (ended) return;

@@ -42,6 +42,15 @@ async function availability(tx: Tx, webhookId: string): Promise<Unavailable | un
   return row.active ? undefined : "inactive";
 }
 
+/** Runs `change` in a transaction if the webhook can be delivered to: how many it made again, or why not. */
+function withAvailableWebhook(
+  db: Db,
+  webhookId: string,
+  change: (tx: Tx) => Promise<number>,
+): Promise<number | Unavailable> {
+  return db.transaction(async (tx) => (await availability(tx, webhookId)) ?? change(tx));
+}
+
 /**
  * Makes a new attempt of the delivery due now: an ended one goes back to
  * pending. Returns it, or why it could not be: no such delivery, or its
@@ -81,9 +90,7 @@ export async function recoverWebhook(
   since: Date,
   defaultMaxAttempts: number,
 ): Promise<number | Unavailable> {
-  return db.transaction(async (tx) => {
-    const problem = await availability(tx, webhookId);
-    if (problem !== undefined) return problem;
+  return withAvailableWebhook(db, webhookId, async (tx) => {
     const rows = await tx
       .update(d)
       .set({
@@ -118,9 +125,7 @@ export async function replayMissed(
   since: Date,
   defaultMaxAttempts: number,
 ): Promise<number | Unavailable> {
-  return db.transaction(async (tx) => {
-    const problem = await availability(tx, webhookId);
-    if (problem !== undefined) return problem;
+  return withAvailableWebhook(db, webhookId, async (tx) => {
     const rows = await tx.execute<{ n: number }>(sql`
       with inserted as (
         insert into ${d} (webhook_id, event_id, max_attempts, ordering_key, next_attempt_at, expires_at)

@@ -6277,9 +6277,9 @@ export const WebhookServiceService = {
   /**
    * WatchDeliveries streams deliveries' changes as they are committed, by
    * every server on the database: each attempt's outcome and each change of
-   * state. The response headers come once the stream is live. A watcher that
-   * falls WATCH_BUFFER messages behind is ended with RESOURCE_EXHAUSTED:
-   * deliveries never wait for watchers.
+   * state. The response headers come once the stream is live. A watcher whose
+   * client leaves WATCH_BUFFER messages unread for 10 seconds is ended with
+   * RESOURCE_EXHAUSTED; deliveries never wait for watchers.
    */
   watchDeliveries: {
     path: "/httpqueue.v1.WebhookService/WatchDeliveries" as const,
@@ -6355,9 +6355,9 @@ export interface WebhookServiceServer extends UntypedServiceImplementation {
   /**
    * WatchDeliveries streams deliveries' changes as they are committed, by
    * every server on the database: each attempt's outcome and each change of
-   * state. The response headers come once the stream is live. A watcher that
-   * falls WATCH_BUFFER messages behind is ended with RESOURCE_EXHAUSTED:
-   * deliveries never wait for watchers.
+   * state. The response headers come once the stream is live. A watcher whose
+   * client leaves WATCH_BUFFER messages unread for 10 seconds is ended with
+   * RESOURCE_EXHAUSTED; deliveries never wait for watchers.
    */
   watchDeliveries: handleServerStreamingCall<WatchDeliveriesRequest, WatchDeliveriesResponse>;
 }
@@ -6591,9 +6591,9 @@ export interface WebhookServiceClient extends Client {
   /**
    * WatchDeliveries streams deliveries' changes as they are committed, by
    * every server on the database: each attempt's outcome and each change of
-   * state. The response headers come once the stream is live. A watcher that
-   * falls WATCH_BUFFER messages behind is ended with RESOURCE_EXHAUSTED:
-   * deliveries never wait for watchers.
+   * state. The response headers come once the stream is live. A watcher whose
+   * client leaves WATCH_BUFFER messages unread for 10 seconds is ended with
+   * RESOURCE_EXHAUSTED; deliveries never wait for watchers.
    */
   watchDeliveries(
     request: WatchDeliveriesRequest,
