@@ -238,6 +238,7 @@ describe("statements shared by concurrent callers", () => {
 
   const attempt = (deliveryId: string, over: Partial<AttemptRecord> = {}): AttemptRecord => ({
     deliveryId,
+    resends: 0,
     attemptNumber: 1,
     startedAt: new Date("2026-01-01T00:00:00.123Z"),
     durationMs: 12,
@@ -416,6 +417,50 @@ describe("statements shared by concurrent callers", () => {
     });
   });
 
+  it("does not let an outcome read before a resend undo it", async () => {
+    const [a, b] = await newDeliveries(2);
+    // Resent while its runner held it (as ResendDelivery does: due now, attempts renewed).
+    await database.sql`
+      update webhook_deliveries set resends = resends + 1, max_attempts = 12, next_attempt_at = now()
+      where id = any(${[a!, b!]})`;
+    // An attempt that was in flight: recorded and counted, the delivery stays as the resend left it.
+    assert.equal(await recordOutcome(db, attempt(a!, { status: "failed", responseCode: 500 })), true);
+    // An end without an attempt, decided on what was read before: dropped.
+    assert.equal(
+      await recordOutcome(db, {
+        deliveryId: b!,
+        resends: 0,
+        attemptCount: 0,
+        status: "expired",
+        errorMessage: "the event expired",
+      }),
+      false,
+    );
+    const rows = await database.sql<
+      { id: string; status: string; attempt_count: number; max_attempts: number; due: boolean; attempts: number }[]
+    >`
+      select id, status, attempt_count, max_attempts, next_attempt_at <= now() as due,
+        (select count(*)::int from delivery_attempts t where t.delivery_id = d.id) as attempts
+      from webhook_deliveries d where id = any(${[a!, b!]}) order by id`;
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    assert.deepEqual(byId.get(a!), {
+      id: a,
+      status: "pending",
+      attempt_count: 1,
+      max_attempts: 13,
+      due: true,
+      attempts: 1,
+    });
+    assert.deepEqual(byId.get(b!), {
+      id: b,
+      status: "pending",
+      attempt_count: 0,
+      max_attempts: 12,
+      due: true,
+      attempts: 0,
+    });
+  });
+
   it("closes a delivery without an attempt, keeping its last response", async () => {
     const [id] = await newDeliveries(1);
     await recordOutcome(
@@ -425,6 +470,7 @@ describe("statements shared by concurrent callers", () => {
     assert.equal(
       await recordOutcome(db, {
         deliveryId: id!,
+        resends: 0,
         attemptCount: 1,
         status: "expired",
         errorMessage: "the event expired",

@@ -142,7 +142,14 @@ describe("lifecycle", () => {
       await check.end();
       assert.deepEqual(
         tables.map((t) => t.table_name),
-        ["delivery_attempts", "event_records", "webhook_deliveries", "webhook_registrations", "webhook_runners"],
+        [
+          "delivery_attempts",
+          "delivery_watchers",
+          "event_records",
+          "webhook_deliveries",
+          "webhook_registrations",
+          "webhook_runners",
+        ],
       );
       const { entries } = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, "meta/_journal.json"), "utf8")) as {
         entries: unknown[];

@@ -189,7 +189,13 @@ describe("watching deliveries", () => {
     })();
     await eventually(() => server.client.pushEvent({ namespace: "cut", event: "e", payload: {} }), 20_000);
     await eventually(() => Promise.resolve(seen.some((u) => u.status === SUCCEEDED) ? true : undefined), 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
     again.close();
     await reading;
+    assert.deepEqual(
+      seen.map((u) => DeliveryStatus[u.status]),
+      ["DELIVERY_STATUS_PENDING", "DELIVERY_STATUS_SUCCEEDED"],
+      "each change once (one listener, restored after the reconnection)",
+    );
   });
 });

@@ -21,7 +21,7 @@ import { toAttempt, toDelivery, toDeliveryCounts, toEvent } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { ApiError, invalidArgument, notFound } from "./errors.js";
 import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
-import { checkId, checkName, checkPastTime } from "./validation.js";
+import { checkId, checkName, checkPastTime, checkTimeBound } from "./validation.js";
 
 // The operator's view of what happened and what to do again: a delivery's
 // attempts, events, and resending, recovering and replaying deliveries.
@@ -63,11 +63,8 @@ export async function listEventRecords(deps: ApiDeps, req: ListEventsRequest): P
   const event = req.event === "" ? undefined : checkName("event", req.event);
   if (event !== undefined && namespace === undefined) throw invalidArgument("event", "needs a namespace too");
   const createdAfter = checkPastTime("created_after", req.createdAfter);
-  // A bound in the future is no bound: every event is before it.
-  const createdBefore = req.createdBefore;
-  if (createdBefore !== undefined && Number.isNaN(createdBefore.getTime())) {
-    throw invalidArgument("created_before", "is not a representable time");
-  }
+  // May be in the future: every event is before it.
+  const createdBefore = checkTimeBound("created_before", req.createdBefore);
   const limit = checkPageSize("page_size", req.pageSize, EVENTS_PAGE_DEFAULT, EVENTS_PAGE_MAX);
   const beforeId = decodePageToken("page_token", req.pageToken);
   const rows = await listEvents(deps.db, { namespace, event, createdAfter, createdBefore, beforeId, limit: limit + 1 });

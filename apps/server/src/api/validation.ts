@@ -284,5 +284,14 @@ export function checkPastTime(field: string, value: Date | undefined, required =
   }
   if (Number.isNaN(value.getTime())) throw invalidArgument(field, "is not a representable time");
   if (value.getTime() > Date.now()) throw invalidArgument(field, `is in the future (${value.toISOString()})`);
-  return value;
+  // Nothing is older than 1970 here; far older times (up to 271,821 BC) PostgreSQL could not take.
+  return value.getTime() < 0 ? new Date(0) : value;
+}
+
+/** An upper bound on times: undefined (no bound) past year 9999, which PostgreSQL cannot take. */
+export function checkTimeBound(field: string, value: Date | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  if (Number.isNaN(value.getTime())) throw invalidArgument(field, "is not a representable time");
+  if (value.getTime() >= Date.UTC(10_000, 0, 1)) return undefined;
+  return value.getTime() < 0 ? new Date(0) : value;
 }

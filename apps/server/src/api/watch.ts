@@ -56,14 +56,16 @@ export interface WatchHub {
 /** The delivery_watchers row lives this long unless renewed, and is renewed this often. */
 const PRESENCE_TTL_MS = 30_000;
 const PRESENCE_RENEW_MS = 10_000;
-/** Listening stops this long after the last watcher left (a watcher that comes back soon finds it on). */
+/** The row is withdrawn this long after the last watcher left (a watcher that comes back soon finds it on). */
 const LINGER_MS = 10_000;
-/** Longest wait for UNLISTEN and the row's removal when listening stops. */
-const RELEASE_WAIT_MS = 2_000;
+/** Longest wait for the row's removal when the server stops. */
+const STOP_WAIT_MS = 2_000;
 /** Changes read from the channel and not yet handed to watchers, at most: past it, the watchers are ended. */
 const MAX_PENDING = 100_000;
-/** A watcher whose client leaves WATCH_BUFFER messages unread this long is ended. */
+/** A watcher whose client leaves WATCH_BUFFER messages unread, taking none, this long is ended. */
 export const STALL_MS = 10_000;
+/** How often a full watcher is looked at for progress. */
+const STALL_CHECK_MS = 100;
 /** Changes matched against the watchers at a time (one read of their attempts). */
 const DISPATCH_BATCH = 1_000;
 /** Most characters of an attempt's response body in a stream update (ListAttempts has what was kept). */
@@ -82,10 +84,18 @@ export function createWatchHub(deps: {
   const log = deps.logger.child({ component: "watch" });
   const watchers = new Set<Watcher>();
   const names = new Map<string, { namespace: string; event: string }>();
-  let listening: Promise<{ unlisten(): Promise<void> }> | undefined;
-  let releasing: Promise<void> = Promise.resolve();
+  /**
+   * LISTEN, from the first watcher on, for as long as the server runs: the
+   * listener postgres.js restores after a lost connection is this one, and
+   * with no watcher (and so no row) nothing is sent on the channel anyway.
+   */
+  let listening: Promise<unknown> | undefined;
   let renewal: NodeJS.Timeout | undefined;
+  /** When the row was last written: past PRESENCE_TTL_MS, changes may have gone unsent. */
+  let renewedAt = 0;
   let idle: NodeJS.Timeout | undefined;
+  /** The row's writes and removals, one at a time and in order: the last one is what holds. */
+  let presence: Promise<unknown> = Promise.resolve();
   let pending: DeliveryChange[] = [];
   let draining = false;
   let stopped = false;
@@ -94,10 +104,9 @@ export function createWatchHub(deps: {
     for (const watcher of [...watchers]) watcher.end(code, details, reason);
   };
 
-  async function listen(): Promise<{ unlisten(): Promise<void> }> {
-    await releasing;
+  function listen(): Promise<unknown> {
     let connections = 0;
-    const subscription = await db.$client.listen(CHANGES_CHANNEL, onNotify, () => {
+    return db.$client.listen(CHANGES_CHANNEL, onNotify, () => {
       // Called at each (re)connection: after the first, changes were missed meanwhile.
       if (++connections > 1) {
         log.warn("the connection that follows delivery changes was lost; ending watchers");
@@ -108,30 +117,42 @@ export function createWatchHub(deps: {
         );
       }
     });
-    renewal = setInterval(() => {
-      announceWatchers(db, server, PRESENCE_TTL_MS).catch((err: unknown) => {
+  }
+
+  /** Writes the row (then renews it every PRESENCE_RENEW_MS while there are watchers). */
+  function announce(): Promise<void> {
+    const written = presence.then(async () => {
+      await announceWatchers(db, server, PRESENCE_TTL_MS);
+      renewedAt = Date.now();
+    });
+    presence = written.catch(() => undefined);
+    renewal ??= setInterval(() => {
+      announce().catch((err: unknown) => {
         log.warn({ err }, "could not renew this server's watchers row");
+        if (Date.now() - renewedAt > PRESENCE_TTL_MS - PRESENCE_RENEW_MS) {
+          // The row may have expired: the triggers may have stopped sending.
+          endAll(
+            status.UNAVAILABLE,
+            "the server could not keep its watch registered (the database is unavailable): watch again",
+            "unavailable",
+          );
+        }
       });
     }, PRESENCE_RENEW_MS);
     renewal.unref();
-    return subscription;
+    return written;
   }
 
-  async function release(): Promise<void> {
-    const subscription = listening;
-    listening = undefined;
+  /** No watcher left: the row goes, and the triggers stop sending. */
+  function withdraw(): Promise<void> {
     clearInterval(renewal);
+    renewal = undefined;
     pending = [];
-    if (subscription === undefined) return;
-    const done = (async () => {
-      await (await subscription.catch(() => undefined))?.unlisten();
-      await withdrawWatchers(db, server);
-    })().catch((err: unknown) => {
-      log.warn({ err }, "could not stop following delivery changes cleanly");
+    const removed = presence.then(() => withdrawWatchers(db, server));
+    presence = removed.catch((err: unknown) => {
+      log.warn({ err }, "could not remove this server's watchers row (it expires by itself)");
     });
-    // With the database away, UNLISTEN waits for it: never longer than this (the row expires by itself).
-    releasing = Promise.race([done, sleep(RELEASE_WAIT_MS, undefined, { ref: false })]);
-    await releasing;
+    return removed;
   }
 
   function onNotify(payload: string): void {
@@ -192,12 +213,10 @@ export function createWatchHub(deps: {
     for (const { change, name, to } of matched) {
       const attempt = change.attempted ? attempts.get(`${change.deliveryId}/${change.attemptCount}`) : undefined;
       const update = toUpdate(change, name, attempt);
-      for (const watcher of to) {
-        if (!watchers.has(watcher)) continue;
-        // A client with a full buffer holds the stream back (its own and others'), for STALL_MS at most.
-        const full = watcher.send(update);
-        if (full !== undefined) await full;
-      }
+      // Clients with a full buffer hold the stream back (their own and others') while they take
+      // messages, and for STALL_MS at most when they take none.
+      const full = to.filter((w) => watchers.has(w)).flatMap((w) => w.send(update) ?? []);
+      if (full.length > 0) await Promise.all(full);
     }
   }
 
@@ -210,22 +229,19 @@ export function createWatchHub(deps: {
       const remove = () => {
         if (!watchers.delete(watcher)) return;
         metrics.watchers(watchers.size);
-        if (watchers.size === 0) {
-          idle = setTimeout(() => void release(), LINGER_MS);
+        if (watchers.size === 0 && !stopped) {
+          idle = setTimeout(() => void withdraw().catch(() => undefined), LINGER_MS);
           idle.unref();
         }
       };
       try {
-        listening ??= listen();
+        listening ??= listen().catch((err: unknown) => {
+          listening = undefined;
+          throw err;
+        });
         await listening;
-      } catch (err) {
-        listening = undefined;
-        remove();
-        throw err;
-      }
-      try {
-        // Renewed here too: after the database was away, the row may have expired.
-        await announceWatchers(db, server, PRESENCE_TTL_MS);
+        // Written for each new watcher: after the database was away, the row may have expired.
+        await announce();
       } catch (err) {
         remove();
         throw err;
@@ -240,7 +256,8 @@ export function createWatchHub(deps: {
         "the server is shutting down: watch again (another server, or this one once back)",
         "shutdown",
       );
-      await release();
+      // With the database away this would wait for it: never longer than this (the row expires by itself).
+      await Promise.race([withdraw().catch(() => undefined), sleep(STOP_WAIT_MS, undefined, { ref: false })]);
     },
   };
 }
@@ -258,10 +275,15 @@ function toUpdate(
   name: { namespace: string; event: string } | undefined,
   attempt: AttemptRow | undefined,
 ): WatchDeliveriesResponse {
-  const converted = attempt === undefined ? undefined : toAttempt(attempt);
-  if (converted !== undefined && converted.responseBody.length > STREAM_BODY_CHARS) {
-    converted.responseBody = converted.responseBody.slice(0, STREAM_BODY_CHARS);
-  }
+  // Small messages: the body cut short, no response headers (ListAttempts has them).
+  const converted =
+    attempt === undefined
+      ? undefined
+      : {
+          ...toAttempt(attempt),
+          responseBody: (attempt.responseBody ?? "").slice(0, STREAM_BODY_CHARS),
+          responseHeaders: {},
+        };
   return {
     deliveryId: change.deliveryId,
     webhookId: change.webhookId,
@@ -320,7 +342,7 @@ function streamChanges(
   return new Promise((resolve, reject) => {
     let ended = false;
     let remove: (() => void) | undefined;
-    /** Set while `send` waits for the client to take what it has: ends the wait. */
+    /** Set while `send` waits for the client to take some of what it has: ends the wait. */
     let stalled = (): void => undefined;
     const finish = (result: { code: status; reason?: WatcherEndReason }) => {
       if (ended) return;
@@ -336,22 +358,29 @@ function streamChanges(
         call.write(update);
         // Messages written and not yet taken by the client (HTTP/2 flow control holds them here).
         if (call.writableLength < buffer) return undefined;
+        // Full: wait until the client has taken some of it; end it if it takes none for STALL_MS.
         return new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            watcher.end(
-              status.RESOURCE_EXHAUSTED,
-              `the stream left ${buffer} changes unread for ${STALL_MS / 1000}s (WATCH_BUFFER): read faster or narrow the filters, then watch again`,
-              "behind",
-            );
-          }, STALL_MS);
+          let length = call.writableLength;
+          let progressAt = Date.now();
+          const timer = setInterval(() => {
+            if (call.writableLength < length) {
+              length = call.writableLength;
+              progressAt = Date.now();
+            }
+            if (length < buffer / 2) stalled();
+            else if (Date.now() - progressAt >= STALL_MS) {
+              watcher.end(
+                status.RESOURCE_EXHAUSTED,
+                `the stream left ${buffer} changes unread for ${STALL_MS / 1000}s (WATCH_BUFFER): read faster or narrow the filters, then watch again`,
+                "behind",
+              );
+            }
+          }, STALL_CHECK_MS);
           stalled = () => {
-            clearTimeout(timer);
-            call.off("drain", stalled);
+            clearInterval(timer);
             stalled = () => undefined;
             resolve();
           };
-          // The buffer is past the stream's high-water mark: 'drain' comes once the client took it all.
-          call.once("drain", stalled);
         });
       },
       end(code, details, reason) {
@@ -365,6 +394,11 @@ function streamChanges(
     call.on("cancelled", () => {
       finish({ code: status.CANCELLED });
     });
+    // Cancelled while its filters were checked: its 'cancelled' event has passed.
+    if (call.cancelled) {
+      finish({ code: status.CANCELLED });
+      return;
+    }
     hub.add(watcher).then(
       (removeWatcher) => {
         remove = removeWatcher;

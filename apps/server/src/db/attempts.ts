@@ -19,6 +19,8 @@ export type Outcome = AttemptRecord | Closing;
 
 export interface AttemptRecord {
   deliveryId: string;
+  /** The delivery's resends when it was read (see `recordOutcome`). */
+  resends: number;
   /** 1 for the first attempt. */
   attemptNumber: number;
   startedAt: Date;
@@ -38,6 +40,8 @@ export interface AttemptRecord {
 /** A delivery ended without an attempt: its event expired, its webhook went away, or it has no attempt left. */
 export interface Closing {
   deliveryId: string;
+  /** The delivery's resends when it was read (see `recordOutcome`). */
+  resends: number;
   /** The delivery's attempt count, unchanged. */
   attemptCount: number;
   status: Extract<DeliveryStatusValue, "expired" | "cancelled" | "failed">;
@@ -59,8 +63,11 @@ const recorderFor = perDatabase((db) =>
  * next attempt is due) and the webhook's failure streak (since when every
  * attempt failed, and how many); one statement, committed when this resolves. The
  * delivery is only updated if it is still pending or retrying at the expected
- * attempt count, so a cancelled delivery stays cancelled. Returns whether it
- * was updated. Concurrent calls share the statement (see `recordOutcomes`).
+ * attempt count, so a cancelled delivery stays cancelled. A delivery resent
+ * since it was read keeps what the resend set (pending, due now, its attempts
+ * and time to live renewed): an attempt already made is recorded and counted
+ * (the resend's set of attempts grows by one to make up for it), an end
+ * without one is dropped. Returns whether it was updated. Concurrent calls share the statement (see `recordOutcomes`).
  */
 export function recordOutcome(db: Db, outcome: Outcome): Promise<boolean> {
   return recorderFor(db).add(outcome);
@@ -69,20 +76,23 @@ export function recordOutcome(db: Db, outcome: Outcome): Promise<boolean> {
 const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql`
   with a as (
     select * from json_to_recordset(${sql.placeholder("input")}::json) as x(
-      ord int, delivery_id uuid, attempted boolean, attempt_count int, started_at timestamptz, duration_ms int,
+      ord int, delivery_id uuid, resends int, attempted boolean, attempt_count int, started_at timestamptz, duration_ms int,
       response_code int, response_body text, error_message text, status delivery_status, next_attempt_at timestamptz,
       request_method text, request_url text, request_headers jsonb, response_headers jsonb
     )
   ), updated as (
+    -- "d.resends = a.resends": not resent since it was read; else only the attempt counts.
     update ${webhookDeliveries} d set
-      status = a.status,
+      status = case when d.resends = a.resends then a.status else d.status end,
       attempt_count = a.attempt_count,
+      max_attempts = case when d.resends = a.resends then d.max_attempts else d.max_attempts + 1 end,
       response_code = case when a.attempted then a.response_code else d.response_code end,
       response_body = case when a.attempted then a.response_body else d.response_body end,
-      error_message = a.error_message,
+      error_message = case when d.resends = a.resends then a.error_message else d.error_message end,
       last_attempt_at = case when a.attempted then a.started_at else d.last_attempt_at end,
-      next_attempt_at = a.next_attempt_at,
-      completed_at = case when a.status = 'retrying' then null else now() end,
+      next_attempt_at = case when d.resends = a.resends then a.next_attempt_at else d.next_attempt_at end,
+      completed_at = case when d.resends <> a.resends then d.completed_at when a.status = 'retrying' then null
+        else now() end,
       updated_at = now()
     from a
     where d.id = a.delivery_id
@@ -90,6 +100,7 @@ const recordStatement = preparedStatement<{ ord: number; updated: boolean }>(sql
       and d.id = any(array(select delivery_id from a))
       and d.attempt_count = a.attempt_count - a.attempted::int
       and d.status in ('pending', 'retrying')
+      and (d.resends = a.resends or a.attempted)
     returning d.id, d.webhook_id
   ), streak_input as (
     select u.webhook_id, a.status = 'succeeded' as ok, a.started_at,
@@ -139,6 +150,7 @@ export async function recordOutcomes(db: Queryable, outcomes: Outcome[]): Promis
       ? {
           ord,
           delivery_id: o.deliveryId,
+          resends: o.resends,
           attempted: true,
           attempt_count: o.attemptNumber,
           started_at: o.startedAt.toISOString(),
@@ -156,6 +168,7 @@ export async function recordOutcomes(db: Queryable, outcomes: Outcome[]): Promis
       : {
           ord,
           delivery_id: o.deliveryId,
+          resends: o.resends,
           attempted: false,
           attempt_count: o.attemptCount,
           error_message: o.errorMessage,

@@ -19,9 +19,12 @@ const w = webhookRegistrations;
 /**
  * SQL set on a delivery made again: due now, with a full set of attempts
  * (the webhook's, or `defaultMaxAttempts`) after those it made, and its
- * event's time to live counted from now. Status is the caller's.
+ * event's time to live counted from now; counted as resent, so that the
+ * outcome of an attempt read before does not undo this (db/attempts.ts).
+ * Status is the caller's.
  */
 const again = (defaultMaxAttempts: number) => ({
+  resends: sql`${d.resends} + 1`,
   maxAttempts: sql`${d.attemptCount} + coalesce(
     (select ${w.maxAttempts} from ${w} where ${w.id} = ${d.webhookId}), ${defaultMaxAttempts}::int)`,
   nextAttemptAt: sql`now()`,
@@ -35,7 +38,7 @@ async function wake(tx: Tx, webhookId: string): Promise<void> {
   await tx.execute(addJobs(sql`select ${deliverJobSpec(sql`${webhookId}::uuid`)} as spec`));
 }
 
-/** Whether the webhook can be delivered to, read with the transaction's snapshot. */
+/** Whether the webhook can be delivered to; it stays so until the transaction ends. */
 async function availability(tx: Tx, webhookId: string): Promise<Unavailable | undefined> {
   const [row] = await tx.select({ active: w.active, deletedAt: w.deletedAt }).from(w).where(eq(w.id, webhookId));
   if (!row || row.deletedAt !== null) return "not found";

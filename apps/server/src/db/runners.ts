@@ -22,6 +22,8 @@ export type DueDelivery = {
   status: "pending" | "retrying";
   attemptCount: number;
   maxAttempts: number;
+  /** Times resent when read: its outcome is recorded as the delivery's only if it was not resent since. */
+  resends: number;
   eventId: string;
   payload: string;
   /** Milliseconds since the epoch. */
@@ -74,11 +76,11 @@ const nextDue = (webhookId: SQL) => sql`least(
  * webhook that keeps order gets only the first delivery of each ordering key.
  */
 const dueDeliveries = (condition = sql`true`) => {
-  const columns = sql`id, status, attempt_count, max_attempts, event_id, webhook_id, next_attempt_at, expires_at`;
+  const columns = sql`id, status, attempt_count, max_attempts, event_id, webhook_id, next_attempt_at, expires_at, resends`;
   const due = sql`${condition} and status in ('pending', 'retrying') and next_attempt_at <= now()
     and id <> all(coalesce(input.exclude, '{}'))`;
   return sql`
-  select d.id, d.status, d.attempt_count as "attemptCount", d.max_attempts as "maxAttempts", e.id as "eventId",
+  select d.id, d.status, d.attempt_count as "attemptCount", d.max_attempts as "maxAttempts", d.resends, e.id as "eventId",
     e.payload, (extract(epoch from coalesce(d.expires_at, e.expires_at)) * 1000)::float8 as "expiresAt",
     (extract(epoch from now() - e.created_at) * 1000)::float8 as "eventAgeMs",
     w.id as "webhookId", w.url, w.method, w.headers, w.timeout, w.active, w.deleted_at is not null as deleted,

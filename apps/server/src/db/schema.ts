@@ -156,6 +156,11 @@ export const webhookDeliveries = pgTable(
     orderingKey: text("ordering_key").notNull().default(""),
     /** No attempt after then; null: the event's expires_at. Set by a resend or a replay (the event's TTL counts from then). */
     expiresAt: timestamp("expires_at", { withTimezone: true }),
+    /**
+     * How many times it was resent. An outcome of an attempt read before a
+     * resend does not undo the resend (see db/attempts.ts).
+     */
+    resends: integer("resends").notNull().default(0),
   },
   (t) => [
     // One delivery per event and webhook: makes a repeated fan-out harmless.

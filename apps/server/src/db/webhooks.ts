@@ -4,6 +4,9 @@ import { addJobs, deliverJobSpec, removeWakeJobs } from "./jobs.js";
 import { webhookDeliveries, webhookRegistrations } from "./schema.js";
 
 export type WebhookRow = typeof webhookRegistrations.$inferSelect;
+
+/** Why a cancelled delivery ended: its webhook went. */
+export const CANCELLED_MESSAGE = "the webhook was deactivated or unregistered";
 /** What a webhook's owner sets: its endpoint and its delivery policy. */
 type Settings =
   | "url"
@@ -169,7 +172,13 @@ export async function cancelPendingDeliveries(tx: Tx, webhookId: string): Promis
   const d = webhookDeliveries;
   const rows = await tx
     .update(d)
-    .set({ status: "cancelled", nextAttemptAt: null, completedAt: sql`now()`, updatedAt: sql`now()` })
+    .set({
+      status: "cancelled",
+      errorMessage: CANCELLED_MESSAGE,
+      nextAttemptAt: null,
+      completedAt: sql`now()`,
+      updatedAt: sql`now()`,
+    })
     .where(openDeliveriesOf(webhookId))
     .returning({ id: d.id });
   await tx.execute(removeWakeJobs(sql`${webhookId}`));

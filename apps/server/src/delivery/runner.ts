@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { recordOutcome, type Outcome } from "../db/attempts.js";
 import type { Db } from "../db/client.js";
 import { fetchDueDeliveries, finishRunner, startRunner, type DueDelivery } from "../db/runners.js";
+import { CANCELLED_MESSAGE } from "../db/webhooks.js";
 import { isDatabaseUnavailable, isTransientConflict } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
@@ -316,6 +317,7 @@ export class WebhookRunner {
     );
     const updated = await this.record({
       deliveryId: d.id,
+      resends: d.resends,
       attemptNumber,
       startedAt: outcome.startedAt,
       durationMs: outcome.durationMs,
@@ -362,7 +364,13 @@ export class WebhookRunner {
   }
 
   private async close(d: DueDelivery, status: "cancelled" | "expired" | "failed", errorMessage: string): Promise<void> {
-    const updated = await this.record({ deliveryId: d.id, attemptCount: d.attemptCount, status, errorMessage });
+    const updated = await this.record({
+      deliveryId: d.id,
+      resends: d.resends,
+      attemptCount: d.attemptCount,
+      status,
+      errorMessage,
+    });
     if (!updated) return;
     this.deps.metrics.deliveryOutcome(status);
     this.log.info({ deliveryId: d.id, eventId: d.eventId, status }, `delivery ${status}`);
@@ -403,7 +411,7 @@ export class WebhookRunner {
 function closing(d: DueDelivery): { status: "cancelled" | "expired" | "failed"; errorMessage: string } | undefined {
   if (!d.active || d.deleted) {
     // Normally cancelled with the webhook; this one was read just before.
-    return { status: "cancelled", errorMessage: "the webhook was deactivated or unregistered" };
+    return { status: "cancelled", errorMessage: CANCELLED_MESSAGE };
   }
   if (Date.now() >= d.expiresAt) {
     return { status: "expired", errorMessage: `the event expired before attempt ${d.attemptCount + 1}` };
