@@ -213,6 +213,10 @@ export interface RetryPolicy {
 export interface Webhook {
   id: string;
   namespace: string;
+  /**
+   * An event name, "*" (every event of the namespace), or a prefix pattern
+   * such as "order.*" (every event whose name starts with "order.").
+   */
   event: string;
   url: string;
   /** GET, POST, PUT, PATCH or DELETE. */
@@ -260,7 +264,11 @@ export interface Webhook {
    * Output only: no delivery is attempted before then (the receiver answered
    * 429 or 503 with Retry-After).
    */
-  pausedUntil?: Date | undefined;
+  pausedUntil?:
+    | Date
+    | undefined;
+  /** See RegisterWebhookRequest.filter; empty: every payload. */
+  filter: string;
 }
 
 export interface Webhook_HeadersEntry {
@@ -349,7 +357,10 @@ export interface RegisterWebhookRequest {
    * letter or digit.
    */
   namespace: string;
-  /** Same rules as namespace. */
+  /**
+   * Same rules as namespace, or "*" (every event of the namespace), or a name
+   * followed by ".*" ("order.*": every event whose name starts with "order.").
+   */
   event: string;
   /** Absolute http or https URL. */
   url: string;
@@ -370,6 +381,13 @@ export interface RegisterWebhookRequest {
   /** 0 to 1000; 0: the server's default. */
   maxInFlight: number;
   ordering: Ordering;
+  /**
+   * A JSON object the payload must contain for an event to be delivered
+   * (subset match: nested objects match as subsets; a top-level array value
+   * means any of its elements, e.g. {"plan": "pro", "country": ["DE", "FR"]});
+   * at most 4096 bytes. Empty: every payload.
+   */
+  filter: string;
 }
 
 export interface RegisterWebhookRequest_HeadersEntry {
@@ -430,7 +448,11 @@ export interface UpdateWebhookRequest {
   retryPolicy?: RetryPolicy | undefined;
   rateLimitPerSecond?: number | undefined;
   maxInFlight?: number | undefined;
-  ordering?: Ordering | undefined;
+  ordering?:
+    | Ordering
+    | undefined;
+  /** Replaces the filter; "" removes it. */
+  filter?: string | undefined;
 }
 
 export interface UpdateWebhookResponse {
@@ -769,6 +791,7 @@ function createBaseWebhook(): Webhook {
     failingSince: undefined,
     pacePerSecond: 0,
     pausedUntil: undefined,
+    filter: "",
   };
 }
 
@@ -833,6 +856,9 @@ export const Webhook: MessageFns<Webhook> = {
     }
     if (message.pausedUntil !== undefined) {
       Timestamp.encode(toTimestamp(message.pausedUntil), writer.uint32(162).fork()).join();
+    }
+    if (message.filter !== "") {
+      writer.uint32(170).string(message.filter);
     }
     return writer;
   },
@@ -1013,6 +1039,14 @@ export const Webhook: MessageFns<Webhook> = {
             message.pausedUntil = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.filter = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1100,6 +1134,7 @@ export const Webhook: MessageFns<Webhook> = {
         : isSet(object.paused_until)
         ? fromJsonTimestamp(object.paused_until)
         : undefined,
+      filter: isSet(object.filter) ? globalThis.String(object.filter) : "",
     };
   },
 
@@ -1171,6 +1206,9 @@ export const Webhook: MessageFns<Webhook> = {
     if (message.pausedUntil !== undefined) {
       obj.pausedUntil = message.pausedUntil.toISOString();
     }
+    if (message.filter !== "") {
+      obj.filter = message.filter;
+    }
     return obj;
   },
 
@@ -1209,6 +1247,7 @@ export const Webhook: MessageFns<Webhook> = {
     message.failingSince = object.failingSince ?? undefined;
     message.pacePerSecond = object.pacePerSecond ?? 0;
     message.pausedUntil = object.pausedUntil ?? undefined;
+    message.filter = object.filter ?? "";
     return message;
   },
 };
@@ -2519,6 +2558,7 @@ function createBaseRegisterWebhookRequest(): RegisterWebhookRequest {
     rateLimitPerSecond: 0,
     maxInFlight: 0,
     ordering: 0,
+    filter: "",
   };
 }
 
@@ -2559,6 +2599,9 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     }
     if (message.ordering !== 0) {
       writer.uint32(96).int32(message.ordering);
+    }
+    if (message.filter !== "") {
+      writer.uint32(106).string(message.filter);
     }
     return writer;
   },
@@ -2675,6 +2718,14 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
             message.ordering = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.filter = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2726,6 +2777,7 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
         ? globalThis.Number(object.max_in_flight)
         : 0,
       ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : 0,
+      filter: isSet(object.filter) ? globalThis.String(object.filter) : "",
     };
   },
 
@@ -2773,6 +2825,9 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     if (message.ordering !== 0) {
       obj.ordering = orderingToJSON(message.ordering);
     }
+    if (message.filter !== "") {
+      obj.filter = message.filter;
+    }
     return obj;
   },
 
@@ -2803,6 +2858,7 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     message.rateLimitPerSecond = object.rateLimitPerSecond ?? 0;
     message.maxInFlight = object.maxInFlight ?? 0;
     message.ordering = object.ordering ?? 0;
+    message.filter = object.filter ?? "";
     return message;
   },
 };
@@ -3220,6 +3276,7 @@ function createBaseUpdateWebhookRequest(): UpdateWebhookRequest {
     rateLimitPerSecond: undefined,
     maxInFlight: undefined,
     ordering: undefined,
+    filter: undefined,
   };
 }
 
@@ -3257,6 +3314,9 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     }
     if (message.ordering !== undefined) {
       writer.uint32(88).int32(message.ordering);
+    }
+    if (message.filter !== undefined) {
+      writer.uint32(98).string(message.filter);
     }
     return writer;
   },
@@ -3362,6 +3422,14 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
             message.ordering = reader.int32() as any;
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.filter = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3403,6 +3471,7 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
         ? globalThis.Number(object.max_in_flight)
         : undefined,
       ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : undefined,
+      filter: isSet(object.filter) ? globalThis.String(object.filter) : undefined,
     };
   },
 
@@ -3441,6 +3510,9 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     if (message.ordering !== undefined) {
       obj.ordering = orderingToJSON(message.ordering);
     }
+    if (message.filter !== undefined) {
+      obj.filter = message.filter;
+    }
     return obj;
   },
 
@@ -3464,6 +3536,7 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     message.rateLimitPerSecond = object.rateLimitPerSecond ?? undefined;
     message.maxInFlight = object.maxInFlight ?? undefined;
     message.ordering = object.ordering ?? undefined;
+    message.filter = object.filter ?? undefined;
     return message;
   },
 };
