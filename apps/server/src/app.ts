@@ -11,6 +11,7 @@ import { createWebhookService } from "./api/service.js";
 import { createWatchHub } from "./api/watch.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
+import { savePushSettings } from "./db/events.js";
 import { migrateDatabase } from "./db/migrate.js";
 import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
@@ -104,6 +105,13 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     closers.push(async () => {
       await http.close();
       await db.$client.end({ timeout: 5 });
+    });
+    // Pushes made in SQL (httpqueue.push_event) follow this server's settings.
+    await savePushSettings(db, {
+      defaultTtlSeconds: config.defaultTtlSeconds,
+      maxTtlSeconds: config.maxTtlSeconds,
+      maxPayloadBytes: config.maxPayloadBytes,
+      maxAttempts: config.maxAttempts,
     });
 
     const healthDeps = { db, config, logger, metrics };

@@ -42,6 +42,7 @@ export function toWebhook(row: WebhookRow): Webhook {
     failingSince: row.failingSince ?? undefined,
     pacePerSecond: row.pace ?? 0,
     pausedUntil: row.pausedUntil !== null && row.pausedUntil.getTime() > Date.now() ? row.pausedUntil : undefined,
+    filter: row.filter === null ? "" : JSON.stringify(row.filter),
   };
 }
 

@@ -22,6 +22,51 @@ export function checkName(field: string, value: string): string {
   return value;
 }
 
+/**
+ * A webhook's event: a name, "*" (every event of the namespace), or a name
+ * followed by ".*" (every event whose name starts with that name and a dot).
+ */
+export function checkEventPattern(field: string, value: string): string {
+  if (value === "*") return value;
+  if (value.endsWith(".*")) {
+    checkName(field, value.slice(0, -2));
+    if (value.length > NAME_MAX) throw invalidArgument(field, `must be at most ${NAME_MAX} characters`);
+    return value;
+  }
+  if (value.includes("*")) {
+    throw invalidArgument(field, 'may be "*" or end in ".*" ("order.*"); "*" stands nowhere else');
+  }
+  return checkName(field, value);
+}
+
+export const FILTER_MAX_BYTES = 4096;
+
+/**
+ * A payload filter: a JSON object of at most FILTER_MAX_BYTES, whose
+ * top-level arrays (any of) hold at least one value; "" is none (null).
+ */
+export function checkFilter(field: string, value: string): Record<string, unknown> | null {
+  if (value === "") return null;
+  const size = Buffer.byteLength(value, "utf8");
+  if (size > FILTER_MAX_BYTES) throw invalidArgument(field, `is ${size} bytes; the limit is ${FILTER_MAX_BYTES}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw invalidArgument(field, `must be a JSON object (${cut(message, 120)})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw invalidArgument(field, 'must be a JSON object, e.g. {"plan": "pro", "country": ["DE", "FR"]}');
+  }
+  for (const [key, v] of Object.entries(parsed)) {
+    if (Array.isArray(v) && v.length === 0) {
+      throw invalidArgument(`${field}.${printable(key)}`, "an array (any of) must hold at least one value");
+    }
+  }
+  return parsed as Record<string, unknown>;
+}
+
 const URL_MAX = 2048;
 
 export function checkUrl(field: string, value: string): string {

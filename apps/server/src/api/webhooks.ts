@@ -19,6 +19,8 @@ import {
   MAX_IN_FLIGHT,
   MAX_RATE_LIMIT,
   checkHeaders,
+  checkEventPattern,
+  checkFilter,
   checkId,
   checkLimit,
   checkMethod,
@@ -38,7 +40,7 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
   const signingSecret = generateSigningSecret();
   const row = await webhooks.insertWebhook(deps.db, {
     namespace: checkName("namespace", req.namespace),
-    event: checkName("event", req.event),
+    event: checkEventPattern("event", req.event),
     url: checkUrl("url", req.url),
     method: checkMethod("method", req.method),
     headers: checkHeaders("headers", req.headers),
@@ -49,6 +51,7 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
     rateLimitPerSecond: checkLimit("rate_limit_per_second", req.rateLimitPerSecond, MAX_RATE_LIMIT, NO_RATE_LIMIT),
     maxInFlight: checkLimit("max_in_flight", req.maxInFlight, MAX_IN_FLIGHT, DEFAULT_IN_FLIGHT),
     ordering: checkOrdering("ordering", req.ordering),
+    filter: checkFilter("filter", req.filter),
     signingSecret,
   });
   deps.metrics.webhookRegistered();
@@ -77,6 +80,7 @@ export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): P
     changes.maxInFlight = checkLimit("max_in_flight", req.maxInFlight, MAX_IN_FLIGHT, DEFAULT_IN_FLIGHT);
   }
   if (req.ordering !== undefined) changes.ordering = checkOrdering("ordering", req.ordering);
+  if (req.filter !== undefined) changes.filter = checkFilter("filter", req.filter);
   if (Object.keys(changes).length === 0) {
     const row = await webhooks.findWebhook(deps.db, id);
     if (!row) throw notFound(`webhook ${id} not found`);

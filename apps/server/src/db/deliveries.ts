@@ -1,8 +1,8 @@
-import { and, asc, desc, eq, gt, lt, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, lt, sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db } from "./client.js";
 import { preparedStatement } from "./prepared.js";
-import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.js";
+import { eventRecords, webhookDeliveries } from "./schema.js";
 import { addJobs, deliverJobSpec, queued } from "./jobs.js";
 
 export type DeliveryRow = typeof webhookDeliveries.$inferSelect;
@@ -39,18 +39,6 @@ export function fanOut(db: Db, eventId: string, maxAttempts: number): Promise<nu
   return fanOutBatcherFor(db).add({ eventId, maxAttempts });
 }
 
-/**
- * SQL: the ids (and attempts, null for the default) of the webhooks an event of this namespace/event goes to (the
- * active ones; the fan-out index's condition). `alias` names the row with
- * the event's `namespace` and `event` columns.
- */
-export function receivingWebhooks(alias: string): SQL {
-  const source = sql.raw(alias);
-  return sql`
-    select id, max_attempts from ${webhookRegistrations} w
-    where w.namespace = ${source}.namespace and w.event = ${source}.event and w.active and w.deleted_at is null`;
-}
-
 const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
   with input as (
     select x.ord, x.event_id, x.max_attempts
@@ -64,9 +52,10 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     select w.id, e.id, coalesce(w.max_attempts, input.max_attempts), e.ordering_key, now()
     from input
     cross join lateral (
-      select id, namespace, event, ordering_key from ${eventRecords} where id = input.event_id offset 0
+      select id, namespace, event, payload, ordering_key from ${eventRecords} where id = input.event_id offset 0
     ) e
-    cross join lateral (${receivingWebhooks("e")} offset 0) w
+    -- The webhooks it goes to (see the migrations): the same as a push's.
+    cross join lateral (select * from httpqueue_receiving_webhooks(e.namespace, e.event, e.payload) offset 0) w
     order by input.ord, w.id
     on conflict (event_id, webhook_id) do nothing
     returning event_id, webhook_id

@@ -2,10 +2,8 @@ import { and, desc, eq, getTableColumns, gte, lt, sql } from "drizzle-orm";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
-import { receivingWebhooks } from "./deliveries.js";
-import { eventRecords, webhookDeliveries } from "./schema.js";
+import { eventRecords, pushSettings } from "./schema.js";
 import { uuidv7Floor } from "./ids.js";
-import { addJobs, deliverJobSpec, fanOutJobSpec, queued } from "./jobs.js";
 
 export type EventRow = typeof eventRecords.$inferSelect;
 
@@ -88,65 +86,15 @@ export const MAX_INLINE_FANOUT = 100;
  */
 export const MAX_STATEMENT_DELIVERIES = 5_000;
 
-// Ids are made in `input` (materialised: it is read twice) so that each
-// stored row can be matched with the event it came from. The webhooks are
-// those active when the statement runs, as a fan-out job would see them.
+// The push itself is httpqueue_store_events (in the migrations), which
+// httpqueue.push_event, the push from SQL, calls too: one definition of
+// what a push stores and queues.
 const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql`
-  with input as (
-    select x.ord, uuidv7() as id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key,
-      x.ordering_key, x.max_attempts
-    from json_to_recordset(${sql.placeholder("input")}::json) as x(
-      ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text,
-      ordering_key text, max_attempts int
-    )
-  ), inserted as (
-    insert into ${eventRecords}
-      (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, ordering_key, expires_at)
-    select id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, ordering_key,
-      now() + make_interval(secs => ttl_seconds)
-    from input
-    order by ord
-    on conflict (namespace, idempotency_key) where idempotency_key is not null do nothing
-    returning id, namespace, event
-  ), matched as (
-    -- One more than the inline limit tells which events are over it.
-    select inserted.id as event_id, w.id as webhook_id, w.max_attempts
-    from inserted
-    cross join lateral (${receivingWebhooks("inserted")} limit ${sql.raw(String(MAX_INLINE_FANOUT + 1))}) w
-  ), counted as (
-    -- Each event's webhooks, and the deliveries of the events up to it (in push order).
-    select event_id, n, sum(n) over (order by ord) as total
-    from (select event_id, count(*) as n from matched group by event_id) per_event
-    join input on input.id = per_event.event_id
-  ), wide as (
-    -- Too many webhooks, or past the statement's share of deliveries.
-    select event_id from counted
-    where n > ${sql.raw(String(MAX_INLINE_FANOUT))} or total > ${sql.raw(String(MAX_STATEMENT_DELIVERIES))}
-  ), deliveries as (
-    insert into ${webhookDeliveries} (webhook_id, event_id, max_attempts, ordering_key, next_attempt_at)
-    select matched.webhook_id, matched.event_id, coalesce(matched.max_attempts, input.max_attempts), input.ordering_key,
-      now()
-    from matched
-    join input on input.id = matched.event_id
-    where matched.event_id not in (select event_id from wide)
-    order by matched.event_id, matched.webhook_id
-    returning id, webhook_id
-  ), jobs as (
-    -- A job for each webhook that got deliveries (it delivers whatever is
-    -- due for that webhook), and a fan-out job per wide event; in the order
-    -- of their first delivery's id or the event's (uuidv7: the order they
-    -- were made in), so that the queue takes them first in, first out.
-    ${addJobs(sql`
-      select spec from (
-        -- As text: PostgreSQL 15 has no min(uuid), and uuids sort as their text.
-        select min(id::text) as first, ${deliverJobSpec(sql`webhook_id`)} as spec from deliveries group by webhook_id
-        union all
-        select event_id::text, ${fanOutJobSpec(sql`event_id`)} from wide
-      ) specs order by first`)}
+  select ord, id from httpqueue_store_events(
+    ${sql.placeholder("input")}::json,
+    ${sql.raw(String(MAX_INLINE_FANOUT))},
+    ${sql.raw(String(MAX_STATEMENT_DELIVERIES))}
   )
-  select input.ord, inserted.id, ${queued("jobs")} as queued
-  from input left join inserted on inserted.id = input.id
-  order by input.ord
 `);
 
 /**
@@ -208,4 +156,15 @@ export async function listEvents(
     .orderBy(desc(e.id))
     .limit(options.limit);
   return rows.map((row) => ({ ...row, payload: "" }));
+}
+
+/** Records the settings a push made in SQL (httpqueue.push_event) follows: the server's. */
+export async function savePushSettings(
+  db: Db,
+  settings: { defaultTtlSeconds: number; maxTtlSeconds: number; maxPayloadBytes: number; maxAttempts: number },
+): Promise<void> {
+  await db
+    .insert(pushSettings)
+    .values({ id: 1, ...settings })
+    .onConflictDoUpdate({ target: pushSettings.id, set: { ...settings, updatedAt: sql`now()` } });
 }

@@ -135,8 +135,10 @@ export async function replayMissed(
         select w.id, e.id, coalesce(w.max_attempts, ${defaultMaxAttempts}::int), e.ordering_key, now(),
           now() + make_interval(secs => e.ttl_seconds)
         from ${w} w
-        join ${eventRecords} e on e.namespace = w.namespace and e.event = w.event
+        join ${eventRecords} e on e.namespace = w.namespace
         where w.id = ${webhookId} and e.id >= ${uuidv7Floor(since)} and e.created_at >= ${since.toISOString()}
+          -- Its event pattern and filter (see the migrations), as a push would match them.
+          and httpqueue_event_matches(w.event, w.filter, e.event, e.payload)
         order by e.id
         on conflict (event_id, webhook_id) do nothing
         returning webhook_id

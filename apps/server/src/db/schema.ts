@@ -68,12 +68,18 @@ export const webhookRegistrations = pgTable(
     pace: doublePrecision("pace"),
     /** The rate limit's next free slot: no request before then (kept when a server hands the webhook on). */
     nextSendAt: timestamp("next_send_at", { withTimezone: true }),
+    /** A JSON object the payload must contain (see httpqueue_payload_matches); null: every payload. */
+    filter: jsonb("filter").$type<Record<string, unknown>>(),
   },
   (t) => [
     // Fan-out: the active webhooks of a namespace/event.
     index("webhook_registrations_fanout_idx")
       .on(t.namespace, t.event)
       .where(sql`${t.active} and ${t.deletedAt} is null`),
+    // Fan-out to patterns ("*", "order.*"): the active ones of a namespace.
+    index("webhook_registrations_patterns_idx")
+      .on(t.namespace)
+      .where(sql`${t.active} and ${t.deletedAt} is null and (${t.event} = '*' or ${t.event} like '%.*')`),
     // ListWebhooks, by namespace or across all of them, in id order.
     index("webhook_registrations_list_idx")
       .on(t.namespace, t.id)
@@ -87,6 +93,23 @@ export const webhookRegistrations = pgTable(
       .on(t.id)
       .where(sql`${t.failingSince} is not null or ${t.failingNoticedAt} is not null or ${t.recoveredAt} is not null`),
   ],
+);
+
+/**
+ * What a push needs of the servers' settings, for pushes made in SQL
+ * (httpqueue.push_event): written by each server as it starts.
+ */
+export const pushSettings = pgTable(
+  "push_settings",
+  {
+    id: smallint("id").primaryKey().default(1),
+    defaultTtlSeconds: integer("default_ttl_seconds").notNull(),
+    maxTtlSeconds: integer("max_ttl_seconds").notNull(),
+    maxPayloadBytes: integer("max_payload_bytes").notNull(),
+    maxAttempts: integer("max_attempts").notNull(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [check("push_settings_one_row", sql`${t.id} = 1`)],
 );
 
 export const ORDERINGS = ["none", "by_key"] as const;

@@ -19,7 +19,8 @@ type Settings =
   | "maxAttempts"
   | "rateLimitPerSecond"
   | "maxInFlight"
-  | "ordering";
+  | "ordering"
+  | "filter";
 export type NewWebhook = Pick<
   typeof webhookRegistrations.$inferInsert,
   Settings | "namespace" | "event" | "signingSecret"
