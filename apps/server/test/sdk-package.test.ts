@@ -29,6 +29,7 @@ const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => 
 const SCRIPT = `
 import { createServer } from "node:http";
 import { Code, createClient, HttpQueueError, verifyWebhook, WebhookVerificationError } from "@httpqueue/sdk";
+import { pushEventInTransaction } from "@httpqueue/sdk/sql";
 
 let delivered;
 const received = new Promise((resolve) => (delivered = resolve));
@@ -67,11 +68,14 @@ const status = await client.getWebhookStatus({ eventId });
 await client.unregisterWebhook({ webhookId });
 client.close();
 receiver.close();
-process.stdout.write(JSON.stringify({ payload, tampered, notFound, deliveries: status.deliveries.length }));
+process.stdout.write(
+  JSON.stringify({ payload, tampered, notFound, deliveries: status.deliveries.length, sql: typeof pushEventInTransaction }),
+);
 `;
 
 const TYPED = `
 import { createClient, DeliveryStatus, type HttpQueueClient, type Webhook } from "@httpqueue/sdk";
+import { pushEventInTransaction, type SqlPushEventInput } from "@httpqueue/sdk/sql";
 
 const client: HttpQueueClient = createClient({ address: "127.0.0.1:50051", deadlineMs: 5000 });
 export async function firstActive(): Promise<Webhook | undefined> {
@@ -81,6 +85,14 @@ export async function firstActive(): Promise<Webhook | undefined> {
 export const succeeded: number = DeliveryStatus.DELIVERY_STATUS_SUCCEEDED;
 // @ts-expect-error namespace is a string: the declarations are really in use
 void client.pushEvent({ namespace: 1 });
+
+// The SQL entry point's types stand alone: no driver is installed here.
+export function pushWith(client: { query(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> }) {
+  const input: SqlPushEventInput = { namespace: "n", event: "e", payload: { a: 1 }, ttlSeconds: 60 };
+  return pushEventInTransaction(client, input);
+}
+// @ts-expect-error a number is no transaction
+void pushEventInTransaction(1, { namespace: "n", event: "e", payload: {} });
 `;
 
 describe("the packed SDK", () => {
@@ -121,6 +133,7 @@ describe("the packed SDK", () => {
       tampered: "no_matching_signature",
       notFound: "NOT_FOUND",
       deliveries: 1,
+      sql: "function",
     });
   });
 
