@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
 import { parseDuration } from "@httpqueue/sdk";
 
@@ -92,4 +93,46 @@ export function collectKeyValue(text: string, previous: Record<string, string> =
   const eq = text.indexOf("=");
   if (eq <= 0) throw new InvalidArgumentError('Expected "key=value", e.g. "source=billing".');
   return { ...previous, [text.slice(0, eq)]: text.slice(eq + 1) };
+}
+
+const FILTER_EXAMPLE = `'{"plan":"pro","country":["DE","FR"]}'`;
+
+/**
+ * A webhook's payload filter: a JSON object, as text or `@file`. Only its
+ * shape is checked here; the server checks the rest (size, values).
+ */
+export function parseFilter(text: string): string {
+  let json = text;
+  if (text.startsWith("@")) {
+    const path = text.slice(1);
+    try {
+      json = readFileSync(path, "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw invalidArgument(`Cannot read the filter file ${path}${code ? ` (${code})` : ""}.`, err);
+    }
+  }
+  if (json.trim() === "") {
+    throw new InvalidArgumentError(
+      `It is empty: give a JSON object such as ${FILTER_EXAMPLE} (to remove a webhook's filter: webhooks update --clear-filter).`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw invalidArgument(`It is not valid JSON (${reason}): give a JSON object such as ${FILTER_EXAMPLE}.`, err);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;
+    throw new InvalidArgumentError(`It must be a JSON object, such as ${FILTER_EXAMPLE}, not ${kind}.`);
+  }
+  return json.trim();
+}
+
+function invalidArgument(message: string, cause: unknown): InvalidArgumentError {
+  const err = new InvalidArgumentError(message);
+  err.cause = cause;
+  return err;
 }

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ok, okJson, runCli, startServer, TIME, type Server } from "./helpers.js";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { closedPort, ok, okJson, runCli, startServer, TIME, type Server } from "./helpers.js";
 
 interface WebhookJson {
   id: string;
   namespace: string;
   event: string;
+  filter: string;
   url: string;
   method: string;
   headers: Record<string, string>;
@@ -88,12 +92,13 @@ describe("webhookctl webhooks", () => {
     const lines = page.stdout.trimEnd().split("\n");
     assert.equal(lines.length, 3);
     const header = lines[0]!;
-    assert.match(header, /^ID\s+NAMESPACE\s+EVENT\s+METHOD\s+URL\s+ACTIVE\s+CREATED$/);
+    assert.match(header, /^ID\s+NAMESPACE\s+EVENT\s+FILTER\s+METHOD\s+URL\s+ACTIVE\s+CREATED$/);
     for (const [i, line] of lines.slice(1).entries()) {
       assert.ok(line.startsWith(ids[i]!), line);
       // Every column starts where its heading does.
       assert.equal(line.indexOf("listing"), header.indexOf("NAMESPACE"));
       assert.equal(line.indexOf(`e${i} `), header.indexOf("EVENT"));
+      assert.equal(line.indexOf("- "), header.indexOf("FILTER"));
       assert.equal(line.indexOf("yes"), header.indexOf("ACTIVE"));
       assert.match(line.slice(header.indexOf("CREATED")), TIME);
     }
@@ -123,6 +128,7 @@ describe("webhookctl webhooks", () => {
       "id",
       "namespace",
       "event",
+      "filter",
       "url",
       "method",
       "headers",
@@ -251,6 +257,121 @@ describe("webhookctl webhooks", () => {
     const tooLong = await runCli(["webhooks", "update", webhookId, "--retry-schedule", "25h"], { env });
     assert.equal(tooLong.code, 1, tooLong.stderr);
     assert.match(tooLong.stderr, /retry_policy\.schedule_seconds\[0\]: must be between 1 and 86400 seconds/);
+  });
+
+  it("register takes an event pattern and a payload filter; get, list and update show and change them", async () => {
+    const filter = '{"plan":"pro","country":["DE","FR"]}';
+    const registered = await runCli(
+      [
+        ...["webhooks", "register", "--namespace", "patterns", "--event", "order.*"],
+        ...["--url", "http://127.0.0.1:9/h", "--filter", filter],
+      ],
+      { env },
+    );
+    assert.equal(registered.code, 0, registered.stderr);
+    const webhookId = /^Registered webhook (\S+)$/m.exec(registered.stdout)?.[1];
+    assert.ok(webhookId, registered.stdout);
+    assert.match(registered.stdout, /^Event {8}order\.\*$/m);
+    // The server may keep the object in its own layout: compare what it means.
+    const shown = /^Filter {7}(.+)$/m.exec(registered.stdout)?.[1];
+    assert.ok(shown, registered.stdout);
+    assert.deepEqual(JSON.parse(shown), JSON.parse(filter));
+
+    const human = await ok(["webhooks", "get", webhookId], { env });
+    assert.match(human, /^Event {8}order\.\*$/m);
+    assert.deepEqual(JSON.parse(/^Filter {7}(.+)$/m.exec(human)?.[1] ?? "null"), JSON.parse(filter));
+    const status = await ok(["status", "--webhook", webhookId], { env });
+    assert.match(status, /^Events {6}patterns\/order\.\*$/m);
+    assert.deepEqual(JSON.parse(/^Filter {6}(.+)$/m.exec(status)?.[1] ?? "null"), JSON.parse(filter));
+    const { webhook } = await okJson<{ webhook: WebhookJson }>(["webhooks", "get", webhookId], { env });
+    assert.equal(webhook.event, "order.*");
+    assert.deepEqual(JSON.parse(webhook.filter), JSON.parse(filter));
+
+    // Every event of the namespace, from a filter file.
+    const dir = await mkdtemp(join(tmpdir(), "webhookctl-filter-"));
+    try {
+      const file = join(dir, "filter.json");
+      await writeFile(file, '{\n  "tier": {"level": 2}\n}\n');
+      const all = await register("patterns", "*", ["--filter", `@${file}`]);
+      assert.equal(all.webhook.event, "*");
+      assert.deepEqual(JSON.parse(all.webhook.filter), { tier: { level: 2 } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const plain = await register("patterns", "plain");
+    assert.equal(plain.webhook.filter, "");
+    assert.match(await ok(["webhooks", "get", plain.webhookId], { env }), /^Filter {7}none$/m);
+
+    const list = await ok(["webhooks", "list", "--namespace", "patterns"], { env });
+    const [header = "", first = "", second = "", third = ""] = list.trimEnd().split("\n");
+    assert.equal(first.indexOf("order.*"), header.indexOf("EVENT"));
+    assert.ok(first.slice(header.indexOf("FILTER")).startsWith('{"plan":"pro","country":'), first);
+    assert.ok(second.slice(header.indexOf("FILTER")).startsWith('{"tier":{"level":2}}'), second);
+    assert.ok(third.slice(header.indexOf("FILTER")).startsWith("- "), third);
+
+    const replaced = await okJson<{ webhook: WebhookJson }>(
+      ["webhooks", "update", webhookId, "--filter", '{"plan":"enterprise"}'],
+      { env },
+    );
+    assert.deepEqual(JSON.parse(replaced.webhook.filter), { plan: "enterprise" });
+    assert.equal(replaced.webhook.event, "order.*");
+    const cleared = await runCli(["webhooks", "update", webhookId, "--clear-filter"], { env });
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.match(cleared.stdout, /^Filter {7}none$/m);
+    const after = await okJson<{ webhook: WebhookJson }>(["webhooks", "get", webhookId], { env });
+    assert.equal(after.webhook.filter, "");
+    assert.equal(after.webhook.event, "order.*");
+  });
+
+  it("a filter that is not a JSON object exits 2, before calling the server", async () => {
+    // Nothing listens there: a call would fail with exit 1 instead.
+    const offline = { WEBHOOKCTL_ADDR: `127.0.0.1:${await closedPort()}` };
+    const registerWith = (filter: string) => [
+      ...["webhooks", "register", "--namespace", "u", "--event", "order.*", "--url", "http://x.test"],
+      ...["--filter", filter],
+    ];
+    const cases: [string[], RegExp][] = [
+      [registerWith('{"plan":'), /argument '\{"plan":' is invalid\. It is not valid JSON \(.+\): give a JSON object/],
+      [
+        registerWith('["DE","FR"]'),
+        /It must be a JSON object, such as '\{"plan":"pro","country":\["DE","FR"\]\}', not an array\./,
+      ],
+      [registerWith("42"), /It must be a JSON object, .+, not a number\./],
+      [registerWith("null"), /It must be a JSON object, .+, not null\./],
+      [registerWith(""), /It is empty: give a JSON object/],
+      [registerWith("@/nonexistent/filter.json"), /Cannot read the filter file \/nonexistent\/filter\.json \(ENOENT\)/],
+      [["webhooks", "update", MISSING_ID, "--filter", "plan=pro"], /It is not valid JSON/],
+      [["webhooks", "update", MISSING_ID, "--filter", "{}", "--clear-filter"], /cannot be used with/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args, { env: offline });
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stdout, "");
+      assert.match(result.stderr, message);
+      assert.match(result.stderr, /\(Run 'webhookctl webhooks \w+ --help' for usage\.\)/);
+    }
+  });
+
+  it("shows the server's message and exits 1 when it refuses a pattern or a filter", async () => {
+    const registerWith = (event: string, extra: string[] = []) =>
+      runCli(["webhooks", "register", "--namespace", "u", "--event", event, "--url", "http://x.test", ...extra], {
+        env,
+      });
+    for (const event of ["a*b", "order*", "*.created"]) {
+      const refused = await registerWith(event);
+      assert.equal(refused.code, 1, `${event}: ${refused.stderr}`);
+      assert.equal(refused.stdout, "");
+      assert.match(refused.stderr, /^error: INVALID_ARGUMENT: event: .+\n$/);
+    }
+    // A JSON object, so webhookctl sends it; past 4096 bytes, so the server refuses it.
+    const huge = JSON.stringify({ note: "x".repeat(4100) });
+    const tooBig = await registerWith("e", ["--filter", huge]);
+    assert.equal(tooBig.code, 1, tooBig.stderr);
+    assert.match(tooBig.stderr, /^error: INVALID_ARGUMENT: filter: .+\n$/);
+    const { webhookId } = await register("u", "e");
+    const tooBigUpdate = await runCli(["webhooks", "update", webhookId, "--filter", huge], { env });
+    assert.equal(tooBigUpdate.code, 1, tooBigUpdate.stderr);
+    assert.match(tooBigUpdate.stderr, /^error: INVALID_ARGUMENT: filter: .+\n$/);
   });
 
   it("unregister removes the webhook; a second time is NOT_FOUND", async () => {

@@ -3,7 +3,7 @@ import type { Delivery, GetWebhookStatusResponse } from "@httpqueue/sdk";
 import type { Context } from "../context.js";
 import { UsageError } from "../errors.js";
 import { countJson, deliveryJson, eventJson, webhookJson } from "../output/json.js";
-import { colorStatus, formatCounts, formatTime, oneLine, type Colors } from "../output/style.js";
+import { colorStatus, compactJson, formatCounts, formatTime, oneLine, type Colors } from "../output/style.js";
 import { details, table } from "../output/table.js";
 import { eventDetails } from "./events.js";
 import { parsePositiveInt } from "../parse.js";
@@ -75,6 +75,7 @@ async function webhookStatus(ctx: Context, webhookId: string, o: StatusOptions) 
             ["Webhook", w.id],
             ["Target", `${w.method} ${w.url}`],
             ["Events", `${w.namespace}/${w.event}`],
+            ...(w.filter ? ([["Filter", compactJson(w.filter)]] as [string, string][]) : []),
             ["Active", w.active ? c.green("yes") : c.dim("no")],
             ["Deliveries", formatCounts(c, res.counts)],
           ])

@@ -9,9 +9,16 @@ import {
 } from "@httpqueue/sdk";
 import { UsageError } from "../errors.js";
 import { countJson, webhookJson } from "../output/json.js";
-import { formatCounts, formatTime, oneLine, type Colors } from "../output/style.js";
+import { compactJson, formatCounts, formatTime, oneLine, type Colors } from "../output/style.js";
 import { details, table } from "../output/table.js";
-import { collectHeader, parseCount, parsePositiveInt, parseRetrySchedule, parseSeconds } from "../parse.js";
+import {
+  collectHeader,
+  parseCount,
+  parseFilter,
+  parsePositiveInt,
+  parseRetrySchedule,
+  parseSeconds,
+} from "../parse.js";
 import type { Cli } from "../context.js";
 import { registerRecoveryCommands } from "./recovery.js";
 
@@ -29,6 +36,7 @@ interface RegisterOptions {
   rateLimit?: number;
   maxInFlight?: number;
   ordered?: boolean;
+  filter?: string;
 }
 
 interface ListOptions {
@@ -54,6 +62,8 @@ interface UpdateOptions {
   maxInFlight?: number;
   ordered?: boolean;
   unordered?: boolean;
+  filter?: string;
+  clearFilter?: boolean;
 }
 
 const METHODS = "GET, POST, PUT, PATCH or DELETE";
@@ -77,6 +87,11 @@ const ORDERED = {
   help: "deliver events with the same ordering key one after another, in push order (see events push --ordering-key); events pushed without a key share one order, so one retrying holds back all of them",
 };
 
+const FILTER = {
+  flags: "--filter <json>",
+  help: 'deliver only events whose payload contains this JSON object, given as text or @file: nested objects match as subsets, an array value means any of its elements, e.g. \'{"plan":"pro","country":["DE","FR"]}\'; at most 4096 bytes',
+};
+
 export function registerWebhookCommands(program: Command, cli: Cli): void {
   const webhooks = cli
     .command(program, "webhooks", "register, list, inspect, change and remove webhooks")
@@ -86,13 +101,18 @@ export function registerWebhookCommands(program: Command, cli: Cli): void {
       `
 Examples:
   $ webhookctl webhooks register --namespace user --event signup --url https://example.com/hooks/signup
+  $ webhookctl webhooks register --namespace shop --event 'order.*' --url https://example.com/hooks/orders \\
+      --filter '{"plan":"pro","country":["DE","FR"]}'
   $ webhookctl webhooks list --namespace user`,
     );
 
   cli
     .command(webhooks, "register", "register a webhook for a namespace/event pair and print its signing secret")
     .requiredOption("--namespace <name>", "namespace of the events, e.g. user (required)")
-    .requiredOption("--event <name>", "event name, e.g. signup (required)")
+    .requiredOption(
+      "--event <name>",
+      "event name, e.g. signup; or a pattern: '*' (every event of the namespace) or 'order.*' (every event whose name starts with order.) (required)",
+    )
     .requiredOption("--url <url>", "absolute http or https URL that receives the deliveries (required)")
     .option("--method <method>", `HTTP method: ${METHODS} (default: POST)`)
     .option("--header <name: value>", "custom header sent with every delivery (repeatable)", collectHeader)
@@ -108,6 +128,7 @@ Examples:
     .option(RATE_LIMIT.flags, RATE_LIMIT.help, parseCount)
     .option(MAX_IN_FLIGHT.flags, MAX_IN_FLIGHT.help, parseCount)
     .option(ORDERED.flags, ORDERED.help)
+    .option(FILTER.flags, `${FILTER.help} (default: every payload)`, parseFilter)
     .addHelpText(
       "after",
       `
@@ -119,8 +140,11 @@ Examples:
   $ webhookctl webhooks register --namespace user --event signup \\
       --url https://example.com/hooks/signup --header 'Authorization: Bearer abc' --request-timeout 10
   $ webhookctl webhooks register --namespace user --event signup --url https://example.com/h --json | jq -r .signingSecret
-  $ webhookctl webhooks register --namespace order --event updated --url https://example.com/orders \
-      --retry-schedule 1s,10s,1m --max-attempts 5 --rate-limit 50 --max-in-flight 8 --ordered`,
+  $ webhookctl webhooks register --namespace order --event updated --url https://example.com/orders \\
+      --retry-schedule 1s,10s,1m --max-attempts 5 --rate-limit 50 --max-in-flight 8 --ordered
+  $ webhookctl webhooks register --namespace shop --event 'order.*' --url https://example.com/orders \\
+      --filter '{"plan":"pro","country":["DE","FR"]}'
+  $ webhookctl webhooks register --namespace shop --event '*' --url https://example.com/all --filter @filter.json`,
     )
     .action(
       cli.action<RegisterOptions>(async (ctx, o) => {
@@ -140,6 +164,7 @@ Examples:
           rateLimitPerSecond: o.rateLimit,
           maxInFlight: o.maxInFlight,
           ordering: o.ordered ? Ordering.ORDERING_BY_KEY : undefined,
+          filter: o.filter,
         });
         ctx.print(
           () =>
@@ -236,6 +261,8 @@ Examples:
     .option(MAX_IN_FLIGHT.flags, MAX_IN_FLIGHT.help, parseCount)
     .option(ORDERED.flags, ORDERED.help)
     .addOption(new Option("--unordered", "deliver without keeping order").conflicts("ordered"))
+    .option(FILTER.flags, `replace the filter: ${FILTER.help}`, parseFilter)
+    .addOption(new Option("--clear-filter", "remove the filter: every payload is delivered").conflicts("filter"))
     .addHelpText(
       "after",
       `
@@ -245,7 +272,9 @@ receiver answered 410 Gone, or failed for AUTO_DISABLE_AFTER) starts it clean.
 Examples:
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --url https://example.com/v2/signup --request-timeout 15
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --inactive
-  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --max-attempts 3 --rate-limit 10`,
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --max-attempts 3 --rate-limit 10
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --filter '{"plan":"pro","country":["DE","FR"]}'
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --clear-filter`,
     )
     .action(
       cli.action<UpdateOptions>(async (ctx, o, [webhookId = ""]) => {
@@ -271,9 +300,11 @@ Examples:
         if (o.maxInFlight !== undefined) request.maxInFlight = o.maxInFlight;
         if (o.ordered) request.ordering = Ordering.ORDERING_BY_KEY;
         if (o.unordered) request.ordering = Ordering.ORDERING_NONE;
+        if (o.filter !== undefined) request.filter = o.filter;
+        if (o.clearFilter) request.filter = "";
         if (Object.keys(request).length === 1) {
           throw new UsageError(
-            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --request-timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered",
+            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --request-timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered, --filter, --clear-filter",
           );
         }
         const { webhook, warnings } = await ctx.client.updateWebhook(request);
@@ -317,6 +348,7 @@ export function webhookDetails(c: Colors, w: Webhook | undefined, counts?: Deliv
     ["ID", w.id],
     ["Namespace", w.namespace],
     ["Event", w.event],
+    ["Filter", w.filter ? compactJson(w.filter) : "none"],
     ["URL", w.url],
     ["Method", w.method],
     ["Headers", headers.length > 0 ? headers.join("\n") : "-"],
@@ -370,11 +402,12 @@ function formatDisabled(w: Webhook): string {
 function webhookTable(c: Colors, webhooks: Webhook[]): string {
   return table(
     c,
-    ["ID", "NAMESPACE", "EVENT", "METHOD", "URL", "ACTIVE", "CREATED"],
+    ["ID", "NAMESPACE", "EVENT", "FILTER", "METHOD", "URL", "ACTIVE", "CREATED"],
     webhooks.map((w) => [
       w.id,
       w.namespace,
       w.event,
+      w.filter ? oneLine(compactJson(w.filter), 30) : "-",
       w.method,
       oneLine(w.url, 60),
       w.active ? c.green("yes") : c.dim("no"),

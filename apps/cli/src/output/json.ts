@@ -22,6 +22,7 @@ export function webhookJson(w: Webhook) {
     id: w.id,
     namespace: w.namespace,
     event: w.event,
+    filter: w.filter,
     url: w.url,
     method: w.method,
     headers: w.headers,

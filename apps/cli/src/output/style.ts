@@ -65,6 +65,15 @@ export function oneLine(text: string, max = 60): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
+/** JSON text on one line without spaces (a webhook's filter, whatever layout the server keeps it in). */
+export function compactJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return text;
+  }
+}
+
 /** "3 SUCCEEDED, 1 FAILED"; "none" when there are none. */
 export function formatCounts(c: Colors, counts: DeliveryCount[]): string {
   if (counts.length === 0) return "none";
