@@ -63,6 +63,8 @@ describe("webhook API", () => {
         failingSince: undefined,
         pacePerSecond: 0,
         pausedUntil: undefined,
+        // Every payload.
+        filter: "",
       },
     );
 

@@ -146,6 +146,7 @@ describe("lifecycle", () => {
           "delivery_attempts",
           "delivery_watchers",
           "event_records",
+          "push_settings",
           "webhook_deliveries",
           "webhook_registrations",
           "webhook_runners",
