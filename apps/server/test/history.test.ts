@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, DeliveryStatus, HttpQueueError, type WatchDeliveriesResponse } from "@httpqueue/sdk";
+import { Code, DeliveryStatus, type WatchDeliveriesResponse } from "@httpqueue/sdk";
 import { eventually, startReceiver, type Receiver, type Responder } from "@httpqueue/testkit";
 import postgres from "postgres";
+import { rejection } from "./helpers/rejection.js";
 import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 // The operator's toolbox against a real server and real receivers: every
@@ -16,15 +17,6 @@ const { SUCCEEDED, FAILED, EXPIRED, PENDING, CANCELLED } = {
   PENDING: DeliveryStatus.DELIVERY_STATUS_PENDING,
   CANCELLED: DeliveryStatus.DELIVERY_STATUS_CANCELLED,
 };
-
-async function rejection(promise: Promise<unknown>): Promise<HttpQueueError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof HttpQueueError, `expected an HttpQueueError, got ${String(err)}`);
-  return err;
-}
 
 describe("delivery history and control", () => {
   let server: TestServer;

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Code, HttpQueueError } from "@httpqueue/sdk";
+import { Code } from "@httpqueue/sdk";
 import { startReceiver, type Receiver } from "@httpqueue/testkit";
 import postgres from "postgres";
+import { rejection } from "./helpers/rejection.js";
 import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 // Event intake: webhooks on event patterns and with payload filters, matched
@@ -10,15 +11,6 @@ import { startTestServer, type TestServer, waitForDelivery } from "./helpers/ser
 // transaction.
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function rejection(promise: Promise<unknown>): Promise<HttpQueueError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof HttpQueueError, `expected an HttpQueueError, got ${String(err)}`);
-  return err;
-}
 
 describe("event intake", () => {
   let server: TestServer;
