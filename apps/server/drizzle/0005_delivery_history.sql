@@ -23,7 +23,7 @@ CREATE INDEX "event_records_namespace_idx" ON "event_records" USING btree ("name
 CREATE FUNCTION "httpqueue_delivery_changes"() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM delivery_watchers WHERE expires_at > now()) THEN
+  IF NOT EXISTS (SELECT 1 FROM public.delivery_watchers WHERE expires_at > now()) THEN
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN

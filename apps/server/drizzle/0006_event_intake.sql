@@ -10,6 +10,16 @@ CREATE TABLE "push_settings" (
 --> statement-breakpoint
 ALTER TABLE "webhook_registrations" ADD COLUMN "filter" jsonb;--> statement-breakpoint
 CREATE INDEX "webhook_registrations_patterns_idx" ON "webhook_registrations" USING btree ("namespace") WHERE "webhook_registrations"."active" and "webhook_registrations"."deleted_at" is null and ("webhook_registrations"."event" = '*' or "webhook_registrations"."event" like '%.*');--> statement-breakpoint
+ALTER TABLE "webhook_registrations" ADD CONSTRAINT "webhook_registrations_filter_check" CHECK ("webhook_registrations"."filter" is null or jsonb_typeof("webhook_registrations"."filter") = 'object');--> statement-breakpoint
+-- A new UUIDv7, bound when the migration runs to the uuidv7() there is
+-- (PostgreSQL 18's, or the one migration 0000 defines): the functions below
+-- run with search_path = pg_catalog only.
+CREATE FUNCTION "httpqueue_new_id"() RETURNS uuid
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+  SELECT uuidv7();
+END;
+--> statement-breakpoint
 -- Whether a payload holds what a webhook's filter asks: every key of the
 -- filter, with a value the payload contains (jsonb containment, so nested
 -- objects match as subsets), or for an array value, any one of its elements.
@@ -29,23 +39,24 @@ $$;
 CREATE FUNCTION "httpqueue_event_matches"(pattern text, filter jsonb, event text, payload text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
   SELECT (pattern = event OR pattern = '*' OR (right(pattern, 2) = '.*' AND starts_with(event, left(pattern, -1))))
-    AND (filter IS NULL OR httpqueue_payload_matches(payload::jsonb, filter))
+    AND (filter IS NULL OR public.httpqueue_payload_matches(payload::jsonb, filter))
 $$;
 --> statement-breakpoint
 -- The active webhooks an event goes to: those of its exact name (the fan-out
 -- index), then the patterns of its namespace (their own small index), each
 -- with its filter. A plain SQL function: PostgreSQL inlines it into the
--- statements that call it.
+-- statements that call it. Every object is named with its schema: the
+-- functions that call it run with search_path = pg_catalog only.
 CREATE FUNCTION "httpqueue_receiving_webhooks"(ns text, ev text, payload text)
 RETURNS TABLE (id uuid, max_attempts integer)
 LANGUAGE sql STABLE AS $$
-  SELECT w.id, w.max_attempts FROM webhook_registrations w
+  SELECT w.id, w.max_attempts FROM public.webhook_registrations w
   WHERE w.namespace = ns AND w.event = ev AND w.active AND w.deleted_at IS NULL
-    AND (w.filter IS NULL OR httpqueue_payload_matches(payload::jsonb, w.filter))
+    AND (w.filter IS NULL OR public.httpqueue_payload_matches(payload::jsonb, w.filter))
   UNION ALL
-  SELECT w.id, w.max_attempts FROM webhook_registrations w
+  SELECT w.id, w.max_attempts FROM public.webhook_registrations w
   WHERE w.namespace = ns AND w.active AND w.deleted_at IS NULL AND (w.event = '*' OR w.event LIKE '%.*')
-    AND httpqueue_event_matches(w.event, w.filter, ev, payload)
+    AND public.httpqueue_event_matches(w.event, w.filter, ev, payload)
 $$;
 --> statement-breakpoint
 -- What a push does, for PushEvent (one call for many pushes) and for
@@ -59,19 +70,19 @@ $$;
 -- webhook's own wins). Returns each ord with its event's id.
 CREATE FUNCTION "httpqueue_store_events"(events json, inline_fanout integer DEFAULT 100, statement_deliveries integer DEFAULT 5000)
 RETURNS TABLE (ord integer, id uuid)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
   RETURN QUERY
   WITH inp AS MATERIALIZED (
-    SELECT x.ord, uuidv7() AS id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key,
+    SELECT x.ord, public.httpqueue_new_id() AS id, x.namespace, x.event, x.payload, x.ttl_seconds, x.metadata, x.idempotency_key,
       x.ordering_key, x.max_attempts
     FROM json_to_recordset(events) AS x(
       ord int, namespace text, event text, payload text, ttl_seconds int, metadata jsonb, idempotency_key text,
       ordering_key text, max_attempts int
     )
   ), inserted AS (
-    INSERT INTO event_records AS er
+    INSERT INTO public.event_records AS er
       (id, namespace, event, payload, ttl_seconds, metadata, idempotency_key, ordering_key, expires_at)
     SELECT i.id, i.namespace, i.event, i.payload, i.ttl_seconds, i.metadata, i.idempotency_key, i.ordering_key,
       now() + make_interval(secs => i.ttl_seconds)
@@ -84,7 +95,7 @@ BEGIN
     SELECT ins.id AS event_id, w.id AS webhook_id, w.max_attempts
     FROM inserted ins
     CROSS JOIN LATERAL (
-      SELECT r.id, r.max_attempts FROM httpqueue_receiving_webhooks(ins.namespace, ins.event, ins.payload) r
+      SELECT r.id, r.max_attempts FROM public.httpqueue_receiving_webhooks(ins.namespace, ins.event, ins.payload) r
       LIMIT inline_fanout + 1
     ) w
   ), counted AS (
@@ -96,7 +107,7 @@ BEGIN
     -- Too many webhooks, or past the statement's share of deliveries.
     SELECT c.event_id FROM counted c WHERE c.n > inline_fanout OR c.total > statement_deliveries
   ), deliveries AS (
-    INSERT INTO webhook_deliveries AS d (webhook_id, event_id, max_attempts, ordering_key, next_attempt_at)
+    INSERT INTO public.webhook_deliveries AS d (webhook_id, event_id, max_attempts, ordering_key, next_attempt_at)
     SELECT m.webhook_id, m.event_id, coalesce(m.max_attempts, i.max_attempts), i.ordering_key, now()
     FROM matched m
     JOIN inp i ON i.id = m.event_id
@@ -141,7 +152,9 @@ CREATE SCHEMA IF NOT EXISTS "httpqueue";
 -- repeated idempotency key of the namespace returns the first event's id.
 -- The payload arrives as jsonb: it is delivered as PostgreSQL writes jsonb.
 -- Runs as its owner: a role needs USAGE on the schema httpqueue and EXECUTE
--- on this function, nothing else.
+-- on this function, nothing else. Its search_path is pg_catalog alone (and
+-- every object it uses is named with its schema), so that no function or
+-- operator a caller can create is ever resolved in its place.
 CREATE FUNCTION "httpqueue"."push_event"(
   namespace text,
   event text,
@@ -151,7 +164,7 @@ CREATE FUNCTION "httpqueue"."push_event"(
   idempotency_key text DEFAULT NULL,
   ordering_key text DEFAULT ''
 ) RETURNS uuid
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   settings record;
   ttl integer := coalesce(ttl_seconds, 0);
@@ -179,7 +192,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'namespace: "httpqueue" is reserved for the server''s own events';
   END IF;
   SELECT s.default_ttl_seconds, s.max_ttl_seconds, s.max_payload_bytes, s.max_attempts INTO settings
-    FROM push_settings s WHERE s.id = 1;
+    FROM public.push_settings s WHERE s.id = 1;
   IF NOT FOUND THEN
     -- No server has started on this database yet: the servers' defaults.
     SELECT 86400 AS default_ttl_seconds, 2592000 AS max_ttl_seconds, 262144 AS max_payload_bytes, 10 AS max_attempts
@@ -227,13 +240,13 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'ordering_key: must be at most 255 visible ASCII characters (no spaces)';
   END IF;
-  SELECT r.id INTO stored FROM httpqueue_store_events(json_build_array(json_build_object(
+  SELECT r.id INTO stored FROM public.httpqueue_store_events(json_build_array(json_build_object(
     'ord', 0, 'namespace', push_event.namespace, 'event', push_event.event, 'payload', payload::text,
     'ttl_seconds', ttl, 'metadata', meta, 'idempotency_key', idem, 'ordering_key', okey,
     'max_attempts', settings.max_attempts))) r;
   IF stored IS NULL THEN
     -- The key was used before in the namespace.
-    SELECT e.id INTO stored FROM event_records e
+    SELECT e.id INTO stored FROM public.event_records e
       WHERE e.namespace = push_event.namespace AND e.idempotency_key = idem;
   END IF;
   RETURN stored;

@@ -167,6 +167,30 @@ describe("event intake", () => {
     assert.match(push.details, /^event: /);
   });
 
+  it("keeps a filter's numbers as written, and refuses JSON that jsonb cannot hold", async () => {
+    // Stored and matched as written (the filter as shown is read back through a JavaScript number).
+    const big = await webhook("exact", "e", '{"account": 12345678901234567891}');
+    await server.client.pushEvent({ namespace: "exact", event: "e", payload: '{"account": 12345678901234567891}' });
+    await server.client.pushEvent({ namespace: "exact", event: "e", payload: '{"account": 12345678901234567000}' });
+    await big.receiver.waitForRequests(1);
+    await sleep(300);
+    assert.equal(big.receiver.requests.length, 1, "only the exact number matches");
+    for (const payload of ['{"a": "\\u0000"}', '{"a": "\\ud800"}', '{"a": 1e400}']) {
+      const err = await rejection(server.client.pushEvent({ namespace: "exact", event: "e", payload }));
+      assert.equal(err.code, Code.INVALID_ARGUMENT, payload);
+      assert.match(err.details, /^payload: /);
+    }
+    const filterErr = await rejection(
+      server.client.registerWebhook({
+        namespace: "exact",
+        event: "e",
+        url: big.receiver.url,
+        filter: '{"a": "\\u0000"}',
+      }),
+    );
+    assert.match(filterErr.details, /^filter: /);
+  });
+
   describe("httpqueue.push_event, in the application's transaction", () => {
     it("delivers what commits, nothing of what rolls back (a savepoint included)", async () => {
       const hook = await webhook("tx", "user.created");
@@ -238,6 +262,33 @@ describe("event intake", () => {
         assert.equal(err.code, "22023", err.message);
         assert.ok(err.message?.startsWith(field), err.message);
       }
+      // A caller that may create functions in public cannot slip one in: push_event resolves only in pg_catalog.
+      const role = `hq_app_${process.pid}`;
+      await sql.unsafe(`create role ${role}`);
+      try {
+        await sql.unsafe(`grant create, usage on schema public to ${role}`);
+        await sql.unsafe(`grant usage on schema httpqueue to ${role}`);
+        await sql.unsafe(
+          `grant execute on function httpqueue.push_event(text, text, jsonb, integer, jsonb, text, text) to ${role}`,
+        );
+        const hijacked = await sql
+          .begin(async (tx) => {
+            await tx.unsafe(`set local role ${role}`);
+            await tx.unsafe(`create function public.format(text, integer, integer) returns text language plpgsql as
+              $$ begin raise exception 'hijacked'; end $$`);
+            await tx`select httpqueue.push_event('n', 'e', ${sql.json({ large: "x".repeat(300_000) })})`;
+          })
+          .then(
+            () => undefined,
+            (e: unknown) => e as { code?: string; message?: string },
+          );
+        assert.equal(hijacked?.code, "22023", hijacked?.message);
+        assert.match(hijacked.message ?? "", /^payload: is \d+ bytes/);
+      } finally {
+        await sql.unsafe(`drop owned by ${role}`);
+        await sql.unsafe(`drop role ${role}`);
+      }
+
       const key = `k-${Date.now()}`;
       const [a] = await sql<{ id: string }[]>`select httpqueue.push_event('n', 'e', '{}', 0, '{}', ${key}) as id`;
       const [b] = await sql<

@@ -1,4 +1,4 @@
-import type { Ordering, RetryPolicy } from "@httpqueue/proto";
+import { hasLoneSurrogate, type Ordering, type RetryPolicy } from "@httpqueue/proto";
 import type { OrderingValue } from "../db/schema.js";
 import { OPERATOR_NAMESPACE } from "../delivery/webhook-health.js";
 import { ORDERING } from "./convert.js";
@@ -45,7 +45,7 @@ export const FILTER_MAX_BYTES = 4096;
  * A payload filter: a JSON object of at most FILTER_MAX_BYTES, whose
  * top-level arrays (any of) hold at least one value; "" is none (null).
  */
-export function checkFilter(field: string, value: string): Record<string, unknown> | null {
+export function checkFilter(field: string, value: string): string | null {
   if (value === "") return null;
   const size = Buffer.byteLength(value, "utf8");
   if (size > FILTER_MAX_BYTES) throw invalidArgument(field, `is ${size} bytes; the limit is ${FILTER_MAX_BYTES}`);
@@ -64,7 +64,9 @@ export function checkFilter(field: string, value: string): Record<string, unknow
       throw invalidArgument(`${field}.${printable(key)}`, "an array (any of) must hold at least one value");
     }
   }
-  return parsed as Record<string, unknown>;
+  checkJsonbSafe(field, value, parsed);
+  // Stored as given (cast to jsonb by the database): a number keeps its digits.
+  return value;
 }
 
 const URL_MAX = 2048;
@@ -184,14 +186,49 @@ export function checkPayload(field: string, value: string, maxBytes: number): st
   if (value === "") throw invalidArgument(field, "is required: a JSON document");
   const size = Buffer.byteLength(value, "utf8");
   if (size > maxBytes) throw invalidArgument(field, `is ${size} bytes; the limit is ${maxBytes}`);
+  let parsed: unknown;
   try {
-    JSON.parse(value);
+    parsed = JSON.parse(value);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     // It may quote the input: cut short here; made safe to send where every error becomes a status.
     throw invalidArgument(field, `must be valid JSON (${cut(message, 120)})`);
   }
+  checkJsonbSafe(field, value, parsed);
   return value;
+}
+
+/** What JSON.parse takes and PostgreSQL's jsonb does not: `\u0000`, half a surrogate pair, numbers past a double. */
+const MAYBE_NOT_JSONB = /\\u|\d[eE][+-]?\d{3}|\d{300}/;
+
+/**
+ * Refuses JSON that jsonb cannot hold (payloads are matched against filters
+ * as jsonb, and filters are stored as jsonb): looked for only when the text
+ * has an escape or a long number, so that ordinary JSON costs one regex test.
+ */
+function checkJsonbSafe(field: string, text: string, parsed: unknown): void {
+  if (!MAYBE_NOT_JSONB.test(text)) return;
+  const problem = (value: unknown): string | undefined => {
+    if (typeof value === "string") {
+      if (value.includes("\u0000")) return "must not contain \\u0000 (PostgreSQL cannot store it)";
+      if (hasLoneSurrogate(value)) return "must not contain half of a surrogate pair (\\ud800 to \\udfff alone)";
+    } else if (typeof value === "number") {
+      if (!Number.isFinite(value)) return "has a number too large to store";
+    } else if (Array.isArray(value)) {
+      for (const item of value) {
+        const found = problem(item);
+        if (found !== undefined) return found;
+      }
+    } else if (typeof value === "object" && value !== null) {
+      for (const [key, item] of Object.entries(value)) {
+        const found = problem(key) ?? problem(item);
+        if (found !== undefined) return found;
+      }
+    }
+    return undefined;
+  };
+  const found = problem(parsed);
+  if (found !== undefined) throw invalidArgument(field, found);
 }
 
 /** 0 takes the default. */

@@ -95,6 +95,7 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
     ${sql.raw(String(MAX_INLINE_FANOUT))},
     ${sql.raw(String(MAX_STATEMENT_DELIVERIES))}
   )
+  order by ord
 `);
 
 /**

@@ -88,6 +88,7 @@ export const webhookRegistrations = pgTable(
     check("webhook_registrations_method_check", sql`${t.method} in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')`),
     check("webhook_registrations_ordering_check", sql`${t.ordering} in ('none', 'by_key')`),
     check("webhook_registrations_disabled_reason_check", sql`${t.disabledReason} in ('manual', 'gone', 'failing')`),
+    check("webhook_registrations_filter_check", sql`${t.filter} is null or jsonb_typeof(${t.filter}) = 'object'`),
     // The health sweep: webhooks failing, announced as failing, or recovered since.
     index("webhook_registrations_failing_idx")
       .on(t.id)

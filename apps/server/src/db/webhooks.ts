@@ -21,16 +21,29 @@ type Settings =
   | "maxInFlight"
   | "ordering"
   | "filter";
+/** The filter is given as JSON text (null: none), stored as jsonb as written: numbers keep their digits. */
+type FilterText = { filter?: string | null };
 export type NewWebhook = Pick<
   typeof webhookRegistrations.$inferInsert,
-  Settings | "namespace" | "event" | "signingSecret"
->;
-export type WebhookChanges = Partial<Pick<WebhookRow, Settings>>;
+  Exclude<Settings, "filter"> | "namespace" | "event" | "signingSecret"
+> &
+  FilterText;
+export type WebhookChanges = Partial<Pick<WebhookRow, Exclude<Settings, "filter">>> & FilterText;
+
+const withoutFilter = ({ filter: _filter, ...rest }: WebhookChanges) => rest;
+
+/** The filter's column value: its text cast by the database (drizzle would re-serialise an object). */
+const filterValue = ({ filter }: FilterText) =>
+  filter === undefined ? {} : { filter: filter === null ? null : sql<Record<string, unknown>>`${filter}::jsonb` };
 
 const live = (id: string) => and(eq(webhookRegistrations.id, id), isNull(webhookRegistrations.deletedAt));
 
 export async function insertWebhook(db: Db, values: NewWebhook): Promise<WebhookRow> {
-  const [row] = await db.insert(webhookRegistrations).values(values).returning();
+  const { filter, ...rest } = values;
+  const [row] = await db
+    .insert(webhookRegistrations)
+    .values({ ...rest, ...filterValue({ filter }) })
+    .returning();
   if (!row) throw new Error("insert returned no row");
   return row;
 }
@@ -80,7 +93,8 @@ export async function updateWebhook(
     const [row] = await tx
       .update(w)
       .set({
-        ...changes,
+        ...withoutFilter(changes),
+        ...filterValue(changes),
         ...(changes.active === true ? CLEAN_WHEN_REACTIVATED : {}),
         ...(changes.active === false
           ? {
