@@ -204,6 +204,49 @@ describe("pushEventInTransaction", () => {
     }
   });
 
+  it("refuses the root postgres.js sql, a pg Pool and a drizzle database, which are not transactions", async () => {
+    const namespace = "sql-refused";
+    const sql = postgres(server.db.url, { max: 1, onnotice: () => undefined });
+    const pool = new pg.Pool({ connectionString: server.db.url, max: 1 });
+    try {
+      const cases: [string, unknown, RegExp][] = [
+        ["sql", sql, /^pushEventInTransaction: pass the transaction from sql\.begin\(\.\.\.\) .*, not sql itself/],
+        ["pool", pool, /^pushEventInTransaction: pass a client from pool\.connect\(\) .*, not the Pool itself/],
+        [
+          "drizzle-postgres-js",
+          drizzlePostgresJs(sql),
+          /^pushEventInTransaction: pass the transaction from db\.transaction\(.*\), not the drizzle database/,
+        ],
+        [
+          "drizzle-pg",
+          drizzleNodePostgres(pool),
+          /^pushEventInTransaction: pass the transaction from db\.transaction\(.*\), not the drizzle database/,
+        ],
+      ];
+      for (const [event, handle, message] of cases) {
+        await assert.rejects(
+          pushEventInTransaction(handle as SqlTransaction, { namespace, event, payload: {} }),
+          (err: unknown) => {
+            assert.ok(err instanceof TypeError, `${event}: ${String(err)}`);
+            assert.match(err.message, message);
+            return true;
+          },
+        );
+      }
+      assert.equal(pool.totalCount, 0, "the Pool was not used");
+      // The same input in a transaction is stored: only the refusals left nothing.
+      const { eventId } = await sql.begin((tx) => pushEventInTransaction(tx, { namespace, event: "tx", payload: {} }));
+      const rows = await server.db.sql<{ id: string; event: string }[]>`
+        select id, event from event_records where namespace = ${namespace}`;
+      assert.deepEqual(
+        rows.map((r) => ({ ...r })),
+        [{ id: eventId, event: "tx" }],
+      );
+    } finally {
+      await Promise.all([sql.end({ timeout: 5 }), pool.end()]);
+    }
+  });
+
   for (const { make, name } of DRIVERS) {
     describe(`with ${name}`, () => {
       const namespace = `sql-${name.replace(/[^a-z]+/g, "-").replace(/-$/, "")}`;

@@ -3,11 +3,13 @@ import { isPostgresJs, postgresJsRunner } from "./postgres-js.js";
 import type { Runner } from "./runner.js";
 
 /**
- * The part of a drizzle `PgTransaction` (or `PgDatabase`) that is used: its
- * session, typed by drizzle as `tx._.session`.
+ * The part of a drizzle `PgTransaction` that is used: its session, typed by
+ * drizzle as `tx._.session`, and `rollback`, which a transaction (or a nested
+ * one, a savepoint) has and the database object (`PgDatabase`) has not.
  */
 export interface DrizzleLike {
   execute(...args: never[]): unknown;
+  rollback(): unknown;
   readonly _: { readonly session: unknown };
 }
 
@@ -20,8 +22,12 @@ function sessionOf(tx: unknown): unknown {
   return meta?.session ?? session;
 }
 
-/** drizzle: an object with `execute` and a session (`tx._.session`, also `tx.session`). */
-export function isDrizzle(tx: unknown): tx is DrizzleLike {
+/**
+ * drizzle: an object with `execute` and a session (`tx._.session`, also
+ * `tx.session`), a transaction or not: the database object is refused by
+ * `drizzleRunner`, not taken for another driver.
+ */
+export function isDrizzle(tx: unknown): tx is Omit<DrizzleLike, "rollback"> {
   const session = sessionOf(tx);
   return typeof session === "object" && session !== null;
 }
@@ -33,7 +39,13 @@ export function isDrizzle(tx: unknown): tx is DrizzleLike {
  * needing drizzle's `sql` and without drizzle's DrizzleQueryError around the
  * database's error.
  */
-export function drizzleRunner(tx: DrizzleLike): Runner {
+export function drizzleRunner(tx: Omit<DrizzleLike, "rollback">): Runner {
+  if (typeof (tx as { rollback?: unknown }).rollback !== "function") {
+    throw new TypeError(
+      "pushEventInTransaction: pass the transaction from db.transaction(async (tx) => ...), not the drizzle database: " +
+        "outside db.transaction each statement commits on its own",
+    );
+  }
   const client = (sessionOf(tx) as { client?: unknown }).client;
   if (isPostgresJs(client)) return postgresJsRunner(client);
   if (isNodePostgres(client)) return nodePostgresRunner(client);

@@ -12,6 +12,9 @@ export type { PostgresJsLike } from "./postgres-js.js";
  * the caller's transaction: it is delivered only if that transaction commits.
  * Errors from the database (SQLSTATE 22023 for bad input) are thrown as the
  * driver reports them, and leave the transaction for the caller to roll back.
+ * `tx` must be a transaction (see `SqlTransaction`): the root postgres.js
+ * `sql`, a pg `Pool` and a drizzle database are refused with a TypeError
+ * before anything is sent.
  */
 export async function pushEventInTransaction(
   tx: SqlTransaction,

@@ -5,7 +5,12 @@ import { isPostgresJs, postgresJsRunner, type PostgresJsLike } from "./postgres-
 /** Runs one parameterised statement on the caller's connection and returns its rows. */
 export type Runner = (text: string, params: unknown[]) => Promise<unknown[]>;
 
-/** What can run the statement: a transaction (or connection) of one of the supported drivers. */
+/**
+ * What can run the statement: a transaction of one of the supported drivers
+ * (for pg, a `Client` or `PoolClient` on which the caller issued BEGIN). The
+ * root postgres.js `sql`, a pg `Pool` and a drizzle database are refused with
+ * a TypeError: each of their statements would commit on its own.
+ */
 export type SqlTransaction = PostgresJsLike | NodePostgresLike | DrizzleLike;
 
 /** The adapter for the driver `tx` comes from, told apart by shape (no driver is imported). */
