@@ -13,11 +13,12 @@ import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
 import { savePushSettings } from "./db/events.js";
 import { migrateDatabase } from "./db/migrate.js";
+import { oldestDueJobSeconds } from "./db/queue-health.js";
 import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
 import { createTasks } from "./delivery/tasks.js";
 import { startHealthSweep, webhookGone } from "./delivery/webhook-health.js";
-import { startWorker } from "./delivery/worker.js";
+import { startWorker, type WorkerOptions } from "./delivery/worker.js";
 import { throttle } from "./observability/db-stats.js";
 import { addHealthService } from "./observability/grpc-health.js";
 import { createHealthMonitor } from "./observability/health.js";
@@ -42,7 +43,11 @@ export interface App {
 }
 
 /** The configuration with the database settled (given, or the embedded one). */
-export type AppConfig = Omit<Config, "databaseUrl"> & { databaseUrl: string };
+export type AppConfig = Omit<Config, "databaseUrl"> & {
+  databaseUrl: string;
+  /** Tests only: a shorter reconciliation than the worker's (a minute, for deliveries a minute overdue). */
+  reconcile?: WorkerOptions["reconcile"];
+};
 
 /** Longest a statement of the health checks or metrics may run. */
 const MONITOR_STATEMENT_TIMEOUT_MS = 5_000;
@@ -64,6 +69,8 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
   });
   const health = createHealthMonitor({
     pingDatabase: () => ping(monitorDb),
+    oldestDueJobSeconds: () => oldestDueJobSeconds(monitorDb),
+    queueStallAfterMs: config.queueStallAfterMs,
     intervalMs: config.healthCheckIntervalMs,
     logger,
   });
@@ -142,6 +149,10 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       onPoolStopping: (poolId) => {
         tasks.drain(poolId);
       },
+      onReconciled: (webhooks) => {
+        metrics.webhooksReconciled(webhooks);
+      },
+      ...(config.reconcile ? { reconcile: config.reconcile } : {}),
       taskList: tasks.taskList,
     });
     closers.push(() => worker.stop());

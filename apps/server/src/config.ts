@@ -44,6 +44,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** How often the database and the worker are checked for the health endpoints. */
   healthCheckIntervalMs: number;
+  /** Readiness fails once a due job of httpqueue's tasks has waited this long (ms); 0: not checked. */
+  queueStallAfterMs: number;
   /** Queue depth and webhook counts are read from the database at most this often. */
   metricsQueryIntervalMs: number;
   /** Messages a WatchDeliveries client may leave unread (for 10 s at most, then it is ended: RESOURCE_EXHAUSTED). */
@@ -89,6 +91,7 @@ export const DEFAULTS = {
   WORKER_POLL_INTERVAL: "1s",
   SHUTDOWN_TIMEOUT: "30s",
   HEALTH_CHECK_INTERVAL: "5s",
+  QUEUE_STALL_AFTER: "2m",
   METRICS_QUERY_INTERVAL: "10s",
   METRICS_EVENT_LABEL_LIMIT: "100",
   WATCH_BUFFER: "1000",
@@ -169,6 +172,7 @@ const schema = z.object({
   WORKER_POLL_INTERVAL: duration(10, 60_000),
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
+  QUEUE_STALL_AFTER: duration(0, 24 * HOUR).refine((ms) => ms === 0 || ms >= 1000, "must be 0 (off) or at least 1s"),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
   METRICS_EVENT_LABEL_LIMIT: int(0, 10_000),
   // At least the streams' high-water mark (16 messages), so that a full buffer always ends in 'drain'.
@@ -247,6 +251,7 @@ function settings(e: z.infer<typeof schema>) {
     workerPollIntervalMs: e.WORKER_POLL_INTERVAL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,
+    queueStallAfterMs: e.QUEUE_STALL_AFTER,
     metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,
     metricsEventLabelLimit: e.METRICS_EVENT_LABEL_LIMIT,
     watchBuffer: e.WATCH_BUFFER,

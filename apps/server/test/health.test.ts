@@ -107,7 +107,7 @@ describe("health", () => {
       assert.equal(ready.status, 200);
       assert.deepEqual(ready.body, {
         status: "ready",
-        checks: { database: { ok: true }, migrations: { ok: true }, worker: { ok: true } },
+        checks: { database: { ok: true }, migrations: { ok: true }, worker: { ok: true }, queue: { ok: true } },
       });
       assert.equal((await httpGet(server.app.httpAddress, "/nothing-here")).status, 404);
     });
@@ -159,6 +159,8 @@ describe("health", () => {
       pingDatabase: async () => {
         await sql`select 1`;
       },
+      oldestDueJobSeconds: () => Promise.resolve(0),
+      queueStallAfterMs: 60_000,
       intervalMs: 60_000,
       logger: createLogger("silent"),
     });

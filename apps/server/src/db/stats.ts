@@ -3,6 +3,7 @@ import type { DatabaseStats, QueueCounts } from "../observability/metrics.js";
 import type { Db } from "./client.js";
 import { webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
 import { DELIVER_TASK, FANOUT_TASK } from "./jobs.js";
+import { oldestDueJobSeconds } from "./queue-health.js";
 
 const TASKS = [FANOUT_TASK, DELIVER_TASK];
 
@@ -49,6 +50,7 @@ export async function readDatabaseStats(db: Db): Promise<DatabaseStats> {
     .from(d)
     .where(sql`${d.status} in ('pending', 'retrying')`);
   const [delivering] = await db.select({ n: sql<number>`count(*)::int` }).from(webhookRunners);
+  const oldestJob = await oldestDueJobSeconds(db);
 
   const queue: Record<string, QueueCounts> = {};
   for (const task of TASKS) queue[task] = { pending: 0, scheduled: 0, locked: 0, failed: 0 };
@@ -58,6 +60,7 @@ export async function readDatabaseStats(db: Db): Promise<DatabaseStats> {
     webhooks: webhooks ?? { active: 0, inactive: 0 },
     deliveries: { due: waiting?.due ?? 0, scheduled: waiting?.scheduled ?? 0 },
     oldestDueSeconds: Math.max(0, waiting?.oldest ?? 0),
+    oldestDueJobSeconds: oldestJob,
     delivering: delivering?.n ?? 0,
   };
 }

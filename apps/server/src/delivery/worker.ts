@@ -21,6 +21,10 @@ export interface WorkerOptions {
   onPool?: (pool: WorkerPool) => void;
   /** Told when a pool starts shutting down (asked to, or on its own): its running jobs should wind down. */
   onPoolStopping?: (poolId: string) => void;
+  /** Told how many webhooks each reconciliation queued a job for (see RECONCILE). */
+  onReconciled?: (webhooks: number) => void;
+  /** How often to look for overdue deliveries without a job, and how overdue they must be; tests shorten them. */
+  reconcile?: { intervalMs: number; overdueSeconds: number };
 }
 
 export type WorkerStatus = { running: true } | { running: false; reason: string };
@@ -39,11 +43,10 @@ export interface Worker {
 const HEARTBEAT_MS = 1_000;
 const SWEEP_INTERVAL_MS = 5_000;
 /**
- * Every so often, webhooks with deliveries overdue by OVERDUE_SECONDS that no
+ * Every so often, webhooks with deliveries overdue by `overdueSeconds` that no
  * server delivers to get a job: a safety net under the jobs statements queue.
  */
-const RECONCILE_INTERVAL_MS = 60_000;
-const OVERDUE_SECONDS = 60;
+const RECONCILE = { intervalMs: 60_000, overdueSeconds: 60 } as const;
 /** Waits between attempts to start a worker again: doubling from the first to the last. */
 const RESTART_DELAY_MS = { first: 500, max: 15_000 } as const;
 /** Failed starts in a row, with the database answering, after which the worker gives up. */
@@ -105,9 +108,11 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   await sweep();
   const timer = setInterval(() => void sweep(), SWEEP_INTERVAL_MS);
   timer.unref();
+  const { intervalMs: reconcileIntervalMs, overdueSeconds } = options.reconcile ?? RECONCILE;
   const reconcile = () =>
-    (pool.closed ? Promise.resolve(0) : queueOverdueWebhooks(pool.session, OVERDUE_SECONDS)).then(
+    (pool.closed ? Promise.resolve(0) : queueOverdueWebhooks(pool.session, overdueSeconds)).then(
       (webhooks) => {
+        options.onReconciled?.(webhooks);
         if (webhooks > 0) logger.warn({ webhooks }, "queued jobs for webhooks with overdue deliveries and no job");
       },
       (err: unknown) => {
@@ -115,7 +120,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       },
     );
   await reconcile();
-  const reconciler = setInterval(() => void reconcile(), RECONCILE_INTERVAL_MS);
+  const reconciler = setInterval(() => void reconcile(), reconcileIntervalMs);
   reconciler.unref();
 
   /** Sleeps `ms`, or less if stop() is called meanwhile. */

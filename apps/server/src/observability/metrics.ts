@@ -22,6 +22,8 @@ export interface DatabaseStats {
   deliveries: { due: number; scheduled: number };
   /** How long the oldest due delivery has been due, in seconds; 0 when none is. */
   oldestDueSeconds: number;
+  /** How long the oldest due job of httpqueue's tasks has waited for a worker, in seconds; 0 when none is due. */
+  oldestDueJobSeconds: number;
   /** Webhooks a server delivers to right now (rows of webhook_runners). */
   delivering: number;
 }
@@ -68,6 +70,8 @@ export interface Metrics {
   webhookDisabled(reason: AutoDisableReason): void;
   /** A due delivery waited for its webhook's rate limit or pace, or for a pause the receiver asked for: no attempt used. */
   deliveryPostponed(reason: PostponeReason): void;
+  /** The periodic check queued jobs for `count` webhooks whose overdue deliveries had none. */
+  webhooksReconciled(count: number): void;
   /** WatchDeliveries streams open on this server. */
   watchers(count: number): void;
   /** A WatchDeliveries stream was ended by the server: it fell behind, or the changes could not be followed. */
@@ -184,6 +188,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
   for (const reason of POSTPONE_REASONS) postponed.inc({ reason }, 0);
+  const reconciled = new Counter({
+    name: "httpqueue_deliveries_reconciled_total",
+    help: "Webhooks with overdue deliveries and no job, found by the periodic check and queued again (each is a job that was lost or never queued).",
+    registers: [registry],
+  });
   const watchers = new Gauge({
     name: "httpqueue_watchers",
     help: "WatchDeliveries streams open on this server.",
@@ -264,6 +273,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     (stats) => [[{}, stats.oldestDueSeconds]],
   );
   databaseGauge(
+    "httpqueue_queue_oldest_due_seconds",
+    "How long the oldest due job of httpqueue's tasks has waited for a worker (0 when none is due); QUEUE_STALL_AFTER bounds it for readiness.",
+    [],
+    (stats) => [[{}, stats.oldestDueJobSeconds]],
+  );
+  databaseGauge(
     "httpqueue_webhooks_delivering",
     "Webhooks that a server delivers to right now, across all servers on the database.",
     [],
@@ -282,7 +297,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   let readiness: (() => Readiness) | undefined;
   new Gauge({
     name: "httpqueue_ready",
-    help: "1 when the server is ready (database reachable, migrations applied, worker running), else 0.",
+    help: "1 when the server is ready (database reachable, migrations applied, worker running, jobs taken), else 0.",
     registers: [registry],
     collect() {
       this.set(readiness?.().ready ? 1 : 0);
@@ -343,6 +358,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     deliveryPostponed(reason) {
       postponed.inc({ reason });
+    },
+    webhooksReconciled(count) {
+      if (count > 0) reconciled.inc(count);
     },
     watchers(count) {
       watchers.set(count);
