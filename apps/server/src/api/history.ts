@@ -31,21 +31,20 @@ const ATTEMPTS_PAGE_DEFAULT = 20;
 const ATTEMPTS_PAGE_MAX = 100;
 const EVENTS_PAGE_DEFAULT = 100;
 const EVENTS_PAGE_MAX = 1000;
+/** Attempts pages continue after an attempt number. */
+const ATTEMPT_NUMBER = /^\d{1,5}$/;
 
 export async function listDeliveryAttempts(deps: ApiDeps, req: ListAttemptsRequest): Promise<ListAttemptsResponse> {
   const id = checkId("delivery_id", req.deliveryId);
   const limit = checkPageSize("page_size", req.pageSize, ATTEMPTS_PAGE_DEFAULT, ATTEMPTS_PAGE_MAX);
-  const before = decodeAttemptToken("page_token", req.pageToken);
+  const token = decodePageToken("page_token", req.pageToken, ATTEMPT_NUMBER);
+  const before = token === undefined ? undefined : Number(token);
   const rows = await listAttempts(deps.db, id, { before, limit: limit + 1 });
   if (rows.length === 0 && before === undefined && (await webhookOfDelivery(deps.db, id)) === undefined) {
     throw notFound(`delivery ${id} not found`);
   }
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return {
-    attempts: page.map(toAttempt),
-    nextPageToken: rows.length > limit && last ? encodeAttemptToken(last.attemptNumber) : "",
-  };
+  const { page, nextPageToken } = toPage(rows, limit, (attempt) => String(attempt.attemptNumber));
+  return { attempts: page.map(toAttempt), nextPageToken };
 }
 
 export async function getEvent(deps: ApiDeps, req: GetEventRequest): Promise<GetEventResponse> {
@@ -104,16 +103,4 @@ function unavailable(problem: Unavailable, what: string): ApiError {
     status.FAILED_PRECONDITION,
     `${what} is inactive, and would cancel what it is sent: activate it first (UpdateWebhook active=true)`,
   );
-}
-
-/** Attempts pages: the token is the last attempt number of the previous page. */
-function encodeAttemptToken(attemptNumber: number): string {
-  return Buffer.from(`attempt:${attemptNumber}`, "utf8").toString("base64url");
-}
-
-function decodeAttemptToken(field: string, token: string): number | undefined {
-  if (token === "") return undefined;
-  const match = /^attempt:(\d{1,5})$/.exec(Buffer.from(token, "base64url").toString("utf8"));
-  if (!match) throw invalidArgument(field, "is not a token returned by this API");
-  return Number(match[1]);
 }

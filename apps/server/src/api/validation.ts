@@ -364,16 +364,23 @@ export function checkPastTime(field: string, value: Date | undefined, required =
     if (required) throw invalidArgument(field, "is required");
     return undefined;
   }
-  if (Number.isNaN(value.getTime())) throw invalidArgument(field, "is not a representable time");
+  const time = storableTime(field, value);
   if (value.getTime() > Date.now()) throw invalidArgument(field, `is in the future (${value.toISOString()})`);
-  // Nothing is older than 1970 here; far older times (up to 271,821 BC) PostgreSQL could not take.
+  return time;
+}
+
+/**
+ * A time PostgreSQL can take: a real date, 1970 at the earliest (nothing is
+ * older here; far older times, up to 271,821 BC, it could not take).
+ */
+function storableTime(field: string, value: Date): Date {
+  if (Number.isNaN(value.getTime())) throw invalidArgument(field, "is not a representable time");
   return value.getTime() < 0 ? new Date(0) : value;
 }
 
 /** An upper bound on times: undefined (no bound) past year 9999, which PostgreSQL cannot take. */
 export function checkTimeBound(field: string, value: Date | undefined): Date | undefined {
   if (value === undefined) return undefined;
-  if (Number.isNaN(value.getTime())) throw invalidArgument(field, "is not a representable time");
-  if (value.getTime() >= Date.UTC(10_000, 0, 1)) return undefined;
-  return value.getTime() < 0 ? new Date(0) : value;
+  const time = storableTime(field, value);
+  return time.getTime() >= Date.UTC(10_000, 0, 1) ? undefined : time;
 }

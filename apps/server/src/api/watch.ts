@@ -194,10 +194,11 @@ export function createWatchHub(deps: {
       if (names.size + unknown.length > NAMES_KEPT) names.clear();
       for (const [id, name] of await webhookNames(db, unknown)) names.set(id, name);
     }
+    const current = [...watchers];
     const matched = changes
       .map((change) => {
         const name = names.get(change.webhookId);
-        return { change, name, to: [...watchers].filter((w) => matches(w.filter, change, name)) };
+        return { change, name, to: current.filter((w) => matches(w.filter, change, name)) };
       })
       .filter((m) => m.to.length > 0);
     const attempts = new Map(
