@@ -180,10 +180,12 @@ describe("webhookctl events push and status", () => {
     assert.match(human.stdout, new RegExp(`^Created {10}${TIME.source}$`, "m"));
     const [header, row] = human.stdout.split("\n\n")[1]!.split("\n");
     assert.match(header!, /^DELIVERY\s+WEBHOOK\s+STATUS\s+ATTEMPTS\s+HTTP\s+LAST ATTEMPT\s+NEXT \/ DONE\s+ERROR$/);
-    assert.equal(row!.indexOf(webhookId), header!.indexOf("WEBHOOK"));
-    assert.equal(row!.indexOf("SUCCEEDED"), header!.indexOf("STATUS"));
-    assert.equal(row!.indexOf("1/"), header!.indexOf("ATTEMPTS"));
-    assert.equal(row!.indexOf("200"), header!.indexOf("HTTP"));
+    // Each value starts at its column (searching the row for "200" could find it inside an id).
+    const at = (column: string) => row!.slice(header!.indexOf(column));
+    assert.ok(at("WEBHOOK").startsWith(`${webhookId} `), at("WEBHOOK"));
+    assert.ok(at("STATUS").startsWith("SUCCEEDED "), at("STATUS"));
+    assert.ok(at("ATTEMPTS").startsWith("1/"), at("ATTEMPTS"));
+    assert.ok(at("HTTP").startsWith("200 "), at("HTTP"));
     assert.match(row!.slice(header!.indexOf("LAST ATTEMPT")), TIME);
     assert.doesNotMatch(human.stdout, ANSI, "no colour when stdout is not a terminal");
 
