@@ -38,7 +38,17 @@ export const webhookRegistrations = pgTable(
     timeout: integer("timeout").notNull().default(30),
     active: boolean("active").notNull().default(true),
     description: text("description").notNull().default(""),
+    /**
+     * The current signing secret ("whsec_…") or ed25519 private key
+     * ("whsk_…"), encrypted when the server has SECRETS_KEY (see
+     * secrets/cipher.ts); "" once unregistered.
+     */
     signingSecret: text("signing_secret").notNull(),
+    /** How deliveries are signed: "hmac-sha256" (v1) or "ed25519" (v1a). */
+    signatureScheme: text("signature_scheme").$type<SignatureSchemeValue>().notNull().default("hmac-sha256"),
+    /** The secret before the last rotation, still signing until previous_secret_expires_at (stored as signing_secret is). */
+    previousSigningSecret: text("previous_signing_secret"),
+    previousSecretExpiresAt: timestamp("previous_secret_expires_at", { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     /** Set when unregistered; the row stays so that its deliveries keep their history. */
@@ -88,6 +98,7 @@ export const webhookRegistrations = pgTable(
     check("webhook_registrations_method_check", sql`${t.method} in ('GET', 'POST', 'PUT', 'PATCH', 'DELETE')`),
     check("webhook_registrations_ordering_check", sql`${t.ordering} in ('none', 'by_key')`),
     check("webhook_registrations_disabled_reason_check", sql`${t.disabledReason} in ('manual', 'gone', 'failing')`),
+    check("webhook_registrations_signature_scheme_check", sql`${t.signatureScheme} in ('hmac-sha256', 'ed25519')`),
     check("webhook_registrations_filter_check", sql`${t.filter} is null or jsonb_typeof(${t.filter}) = 'object'`),
     // The health sweep: webhooks failing, announced as failing, or recovered since.
     index("webhook_registrations_failing_idx")
@@ -113,6 +124,8 @@ export const pushSettings = pgTable(
   (t) => [check("push_settings_one_row", sql`${t.id} = 1`)],
 );
 
+export const SIGNATURE_SCHEMES = ["hmac-sha256", "ed25519"] as const;
+export type SignatureSchemeValue = (typeof SIGNATURE_SCHEMES)[number];
 export const ORDERINGS = ["none", "by_key"] as const;
 export type OrderingValue = (typeof ORDERINGS)[number];
 export const DISABLED_REASONS = ["manual", "gone", "failing"] as const;
@@ -133,6 +146,8 @@ export const eventRecords = pgTable(
     orderingKey: text("ordering_key").notNull().default(""),
     createdAt: createdAt(),
     expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    /** When retention blanked the payload (PAYLOAD_RETENTION): it can no longer be delivered. */
+    payloadRemovedAt: timestamp("payload_removed_at", { withTimezone: true }),
   },
   (t) => [
     uniqueIndex("event_records_idempotency_key_idx")

@@ -130,7 +130,7 @@ export async function updateWebhook(
 }
 
 /**
- * Marks the webhook unregistered and cancels its pending deliveries, in one
+ * Marks the webhook unregistered, wipes its signing secrets and cancels its pending deliveries, in one
  * transaction. Returns how many were cancelled, or undefined when there is no
  * such webhook.
  */
@@ -139,7 +139,15 @@ export async function unregisterWebhook(db: Db, id: string): Promise<number | un
     await lockOpenDeliveries(tx, id);
     const [row] = await tx
       .update(webhookRegistrations)
-      .set({ active: false, deletedAt: sql`now()`, updatedAt: sql`now()` })
+      // The secrets go at once: nothing is signed for an unregistered webhook.
+      .set({
+        active: false,
+        deletedAt: sql`now()`,
+        updatedAt: sql`now()`,
+        signingSecret: "",
+        previousSigningSecret: null,
+        previousSecretExpiresAt: null,
+      })
       .where(live(id))
       .returning({ id: webhookRegistrations.id });
     if (!row) return undefined;
