@@ -9,6 +9,7 @@ import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection
 import { guardedService } from "./api/request-guard.js";
 import { createWebhookService } from "./api/service.js";
 import { createWatchHub } from "./api/watch.js";
+import { plaintextSecrets } from "./secrets/cipher.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
 import { savePushSettings } from "./db/events.js";
@@ -103,6 +104,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     metrics.setDatabaseStats(throttle(() => readDatabaseStats(monitorDb), config.metricsQueryIntervalMs, logger));
 
     const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
+    const secrets = plaintextSecrets;
     const http = createHttpClient({
       // Enough for every webhook's attempts in flight, were they all on one origin.
       connections: config.workerConcurrency * config.webhookMaxInFlight,
@@ -129,6 +131,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       metrics,
       webhookGone: (webhookId) => webhookGone(healthDeps, webhookId),
       userAgent: USER_AGENT,
+      secrets,
       maxAttempts: config.maxAttempts,
       maxInFlight: config.webhookMaxInFlight,
       policy: {
@@ -174,7 +177,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     const watch = createWatchHub({ db, server: `${hostname()}/${process.pid}/${randomUUID()}`, logger, metrics });
     server.addService(
       guardedService(WebhookServiceService),
-      createWebhookService({ db, config, logger, metrics, watch }),
+      createWebhookService({ db, config, logger, metrics, watch, secrets }),
     );
     // Health and reflection are services apart from the API: an auth interceptor can let them through.
     const grpcHealth = addHealthService(server, health);

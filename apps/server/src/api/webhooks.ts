@@ -52,7 +52,7 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
     maxInFlight: checkLimit("max_in_flight", req.maxInFlight, MAX_IN_FLIGHT, DEFAULT_IN_FLIGHT),
     ordering: checkOrdering("ordering", req.ordering),
     filter: checkFilter("filter", req.filter),
-    signingSecret,
+    signingSecret: deps.secrets.seal(signingSecret),
   });
   deps.metrics.webhookRegistered();
   return { webhookId: row.id, webhook: toWebhook(row), signingSecret, warnings: await urlWarnings(deps, row.url) };

@@ -6,6 +6,7 @@ import { CANCELLED_MESSAGE } from "../db/webhooks.js";
 import { isDatabaseUnavailable, isTransientConflict } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
+import type { SecretCipher } from "../secrets/cipher.js";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";
 import { Pace } from "./pace.js";
 import { judge, type RetryPolicy, type Verdict } from "./retry-policy.js";
@@ -25,6 +26,8 @@ export interface RunnerDeps {
   maxInFlight: number;
   /** The receiver answered 410 Gone: deactivate the webhook (see delivery/webhook-health.ts). */
   webhookGone(webhookId: string): Promise<unknown>;
+  /** Opens the stored signing secrets. */
+  secrets: SecretCipher;
 }
 
 /**
@@ -286,7 +289,7 @@ export class WebhookRunner {
 
   /** One attempt of one delivery (or its end without one), recorded. */
   private async attempt(d: DueDelivery): Promise<void> {
-    const { http, policy, metrics, userAgent } = this.deps;
+    const { http, policy, metrics, userAgent, secrets } = this.deps;
     const attemptNumber = d.attemptCount + 1;
     const ids = { deliveryId: d.id, eventId: d.eventId, attempt: attemptNumber };
     const end = closing(d);
@@ -296,7 +299,7 @@ export class WebhookRunner {
     }
     const readAt = performance.now();
     const schedule = d.retrySchedule?.map((seconds) => seconds * 1000);
-    const request = buildRequest(d, userAgent);
+    const request = buildRequest(d, userAgent, secrets);
     let outcome;
     let verdict: Verdict;
     try {
@@ -431,7 +434,7 @@ const needsRequest = (d: DueDelivery): boolean => closing(d) === undefined;
  * for GET), and the Standard Webhooks headers: webhook-id is the delivery id,
  * the same on every attempt, so receivers can drop repeats.
  */
-export function buildRequest(d: DueDelivery, userAgent: string): OutgoingRequest {
+export function buildRequest(d: DueDelivery, userAgent: string, secrets: SecretCipher): OutgoingRequest {
   const body = d.method === "GET" ? undefined : d.payload;
   const timestamp = Math.floor(Date.now() / 1000);
   const headers: Record<string, string> = { "user-agent": userAgent };
@@ -441,6 +444,6 @@ export function buildRequest(d: DueDelivery, userAgent: string): OutgoingRequest
   for (const [name, value] of Object.entries(d.headers)) headers[name.toLowerCase()] = value;
   headers["webhook-id"] = d.id;
   headers["webhook-timestamp"] = String(timestamp);
-  headers["webhook-signature"] = signPayload(d.signingSecret, d.id, timestamp, body ?? "");
+  headers["webhook-signature"] = signPayload(secrets.open(d.signingSecret), d.id, timestamp, body ?? "");
   return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000 };
 }
