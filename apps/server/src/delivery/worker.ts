@@ -283,8 +283,14 @@ async function startPool(options: WorkerOptions): Promise<Pool> {
     failing: shutdownStarted,
     async stop() {
       stopRequested = true;
-      runner.stop().catch(() => undefined);
-      await Promise.race([runner.promise.catch(() => undefined), sleep(options.shutdownTimeoutMs + ABANDON_GRACE_MS)]);
+      // runner.promise settles once the jobs have ended; runner.stop()'s own
+      // promise only once graphile-worker's connection pool has ended too. Both
+      // are awaited, so that no connection outlives the stop.
+      const stopped = runner.stop().catch(() => undefined);
+      await Promise.race([
+        Promise.all([runner.promise.catch(() => undefined), stopped]),
+        sleep(options.shutdownTimeoutMs + ABANDON_GRACE_MS),
+      ]);
     },
     get closed() {
       return closed;
