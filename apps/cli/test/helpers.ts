@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createTestDatabase, spawnServer, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
+import { createTestDatabase, spawnServer, terminate, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
 
 /** The built webhookctl, run through its shebang as users run it. */
 export const CLI = fileURLToPath(new URL("../dist/main.js", import.meta.url));
@@ -40,8 +40,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
     address: server.address,
     process: server,
     async stop() {
-      server.child.kill("SIGTERM");
-      await server.exited;
+      await terminate(server);
       await db.drop();
     },
   };

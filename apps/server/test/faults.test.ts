@@ -10,6 +10,7 @@ import {
   until,
   startReceiver,
   startTcpProxy,
+  terminate,
   type Receiver,
   type ServerProcess,
   type TcpProxy,
@@ -119,6 +120,22 @@ async function explainer(url: string, server: ServerProcess): Promise<string> {
   }
 }
 
+/** Waits until more than `count` pushes were acknowledged; the failure says how far they got, with the server's log. */
+async function pushed(
+  pushing: { acknowledged: Set<number>; failures(): number },
+  count: number,
+  server: ServerProcess,
+) {
+  try {
+    await until(() => pushing.acknowledged.size > count, 30_000, `${count} pushes acknowledged`);
+  } catch (err) {
+    throw new Error(
+      `${pushing.acknowledged.size} pushes acknowledged, ${pushing.failures()} failed\n${server.output().slice(-6000)}`,
+      { cause: err },
+    );
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for /readyz to say the database is down (503, database check failing). */
@@ -172,7 +189,7 @@ describe("database restarts under load", { timeout: 180_000 }, () => {
       await client.registerWebhook({ namespace: "faults", event: "e", url: receiver.url });
       const pushing = startPushing(client, 16);
       for (let round = 0; round < 2; round++) {
-        await until(() => pushing.acknowledged.size > (round + 1) * 200);
+        await pushed(pushing, (round + 1) * 200, server);
         await pg.stop();
         await readinessSaysDatabaseDown(httpAddress);
         await sleep(2_500);
@@ -181,15 +198,14 @@ describe("database restarts under load", { timeout: 180_000 }, () => {
       }
       // Pushes go on after the database is back, and are delivered too.
       const settled = pushing.acknowledged.size;
-      await until(() => pushing.acknowledged.size > settled + 200);
+      await pushed(pushing, settled + 200, server);
       await pushing.stop();
       assert.ok(pushing.failures() > 0, "pushes failed while the database was down");
       await everyAcknowledgedDelivered(receiver, pushing.acknowledged, () => explainer(pg.url, server));
       await assertStillRunning(server);
     } finally {
       client.close();
-      server.child.kill("SIGTERM");
-      await server.exited;
+      await terminate(server);
     }
   });
 });
@@ -222,8 +238,7 @@ describe("the database cut off through a proxy, briefly and for 30 s", { timeout
       await client.registerWebhook({ namespace: "faults", event: "e", url: receiver.url });
       const pushing = startPushing(client, 8);
       for (const cutMs of [3_000, 30_000]) {
-        const before = pushing.acknowledged.size;
-        await until(() => pushing.acknowledged.size > before + 200);
+        await pushed(pushing, pushing.acknowledged.size + 200, server);
         await proxy.cut();
         await readinessSaysDatabaseDown(httpAddress);
         await sleep(cutMs);
@@ -231,7 +246,7 @@ describe("the database cut off through a proxy, briefly and for 30 s", { timeout
         await readinessRecovers(httpAddress, server);
       }
       const settled = pushing.acknowledged.size;
-      await until(() => pushing.acknowledged.size > settled + 200);
+      await pushed(pushing, settled + 200, server);
       await pushing.stop();
       await everyAcknowledgedDelivered(receiver, pushing.acknowledged, () => explainer(db.url, server));
       // Nothing is left behind in the database either (events stored whose answer was lost included).
@@ -243,8 +258,7 @@ describe("the database cut off through a proxy, briefly and for 30 s", { timeout
       await assertStillRunning(server);
     } finally {
       client.close();
-      server.child.kill("SIGTERM");
-      await server.exited;
+      await terminate(server);
     }
   });
 });

@@ -18,7 +18,7 @@ import {
   WebhookServiceService,
 } from "@httpqueue/proto";
 import { createClient, HttpQueueError, type HttpQueueClient } from "@httpqueue/sdk";
-import type { ServerProcess, TestDatabase } from "@httpqueue/testkit";
+import { terminate, type ServerProcess, type TestDatabase } from "@httpqueue/testkit";
 import { createMigratedDatabase, spawnServer } from "./helpers/server.js";
 
 // Hostile strings in every string field of every RPC: each call answers
@@ -184,8 +184,7 @@ describe("hostile strings in every string field of every RPC", () => {
   after(async () => {
     raw.close();
     sdk.close();
-    server.child.kill("SIGTERM");
-    await server.exited;
+    await terminate(server);
     await db.drop();
   });
 

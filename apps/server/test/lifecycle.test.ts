@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MIGRATIONS_FOLDER, migrateDatabase } from "../src/db/migrate.js";
 import { createLogger } from "../src/observability/logger.js";
-import { ADMIN_URL, databaseUrl, eventually, startTcpProxy } from "@httpqueue/testkit";
+import { ADMIN_URL, databaseUrl, eventually, startTcpProxy, terminate } from "@httpqueue/testkit";
 import {
   databaseAndReceivers,
   FAST_ENV,
@@ -29,8 +29,7 @@ describe("lifecycle", () => {
     const { eventId } = await client.pushEvent({ namespace: "term", event: "slow", payload: "{}" });
     await receiver.waitForRequests(1);
 
-    proc.child.kill("SIGTERM");
-    assert.equal(await proc.exited, 0);
+    assert.equal(await terminate(proc), 0);
     assert.match(proc.output(), /shutting down/);
     client.close();
 
@@ -104,8 +103,7 @@ describe("lifecycle", () => {
       assert.equal((await readyz(httpAddress)).status, 200);
       assert.equal((await scrape(httpAddress)).value("httpqueue_ready"), 1);
     } finally {
-      proc.child.kill("SIGTERM");
-      assert.equal(await proc.exited, 0);
+      assert.equal(await terminate(proc), 0);
     }
   });
 

@@ -7,6 +7,7 @@ import {
   eventually,
   startReceiver,
   startTcpProxy,
+  terminate,
   type Receiver,
   type ServerProcess,
   type TestDatabase,
@@ -33,10 +34,7 @@ describe("watching deliveries", () => {
   it("a watcher on server A sees the deliveries server B makes", async () => {
     const db: TestDatabase = await createMigratedDatabase();
     cleanups.push(() => db.drop());
-    const stop = async (server: ServerProcess) => {
-      server.child.kill("SIGTERM");
-      await server.exited;
-    };
+    const stop = (server: ServerProcess) => terminate(server);
     // A delivers to one webhook at a time, and is kept busy by a receiver that never answers.
     const a = await spawnServer({ DATABASE_URL: db.url, WORKER_CONCURRENCY: "1" });
     cleanups.push(() => stop(a));

@@ -81,3 +81,22 @@ export async function runToExit(
   const code = await exitOf(child);
   return { code, output: output() };
 }
+
+/**
+ * Stops a server the way an orchestrator does: SIGTERM, then SIGKILL if it
+ * has not exited within `graceMs`. Resolves with the exit code once it ended
+ * on SIGTERM; rejects (with its output) when it had to be killed, so that a
+ * shutdown that hangs fails the test instead of holding it forever.
+ */
+export async function terminate(server: ServerProcess, graceMs = 30_000): Promise<number | string> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return server.exited;
+  server.child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), graceMs)));
+  const code = await Promise.race([server.exited, late]);
+  clearTimeout(timer);
+  if (code !== undefined) return code;
+  server.child.kill("SIGKILL");
+  await server.exited;
+  throw new Error(`the server did not exit within ${graceMs} ms of SIGTERM; killed:\n${server.output().slice(-6000)}`);
+}
