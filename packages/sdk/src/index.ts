@@ -11,6 +11,11 @@ export {
   type VerifiedWebhook,
   type VerifyOptions,
   type WebhookHeaders,
+  type WebhookKey,
   type WebhookVerificationFailure,
 } from "./verify.js";
+// For receivers and their tests: a key pair to sign test deliveries with, and the public key of a whsk_ key.
+// The rest of signing is in "@httpqueue/sdk/signing", and so is its string type SignatureScheme: here that
+// name is the API's enum (from @httpqueue/proto).
+export { generateSigningKey, verificationKeyOf } from "./signing.js";
 export * from "@httpqueue/proto";

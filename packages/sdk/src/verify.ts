@@ -1,4 +1,12 @@
-import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import {
+  decodeVerificationKey,
+  parseSignatureHeader,
+  signatureVersion,
+  signWebhook as signatureHeader,
+  verifySignatureHeader,
+  type VerificationKey,
+} from "./signing.js";
 
 /** Why a delivery failed verification; `WebhookVerificationError.reason`. */
 export type WebhookVerificationFailure =
@@ -45,24 +53,29 @@ export interface VerifiedWebhook {
   timestamp: Date;
 }
 
-const SECRET_PREFIX = "whsec_";
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * What a receiver verifies with: the `signingSecret` ("whsec_…") for HMAC
+ * webhooks, the public key ("whpk_…") for ed25519 ones, or several of them
+ * while a secret is being rotated (any one matching signature is enough).
+ */
+export type WebhookKey = string | readonly string[];
+
 const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
 /**
- * Checks that a request is an httpqueue delivery signed with `secret`
- * (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`)
- * and recent enough, and returns its parsed JSON payload. Throws a
+ * Checks that a request is an httpqueue delivery signed for `key` (Standard
+ * Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`) and recent
+ * enough, and returns its parsed JSON payload. Throws a
  * `WebhookVerificationError` otherwise.
  */
 export function verifyWebhook(
   rawBody: RawBody,
   headers: WebhookHeaders,
-  secret: string,
+  key: WebhookKey,
   options?: VerifyOptions,
 ): unknown {
   const body = toBuffer(rawBody);
-  verifyWebhookSignature(body, headers, secret, options);
+  verifyWebhookSignature(body, headers, key, options);
   if (body.length === 0) {
     throw new WebhookVerificationError(
       "invalid_body",
@@ -83,10 +96,10 @@ export function verifyWebhook(
 export function verifyWebhookSignature(
   rawBody: RawBody,
   headers: WebhookHeaders,
-  secret: string,
+  key: WebhookKey,
   options?: VerifyOptions,
 ): VerifiedWebhook {
-  const key = secretKey(secret);
+  const keys = verificationKeys(key);
   const id = header(headers, "webhook-id");
   const timestampText = header(headers, "webhook-timestamp");
   const signatures = header(headers, "webhook-signature");
@@ -113,61 +126,60 @@ export function verifyWebhookSignature(
     );
   }
 
-  const expected = sign(key, id, timestampText, toBuffer(rawBody));
-  const candidates = signatures
-    .split(/\s+/)
-    .filter((s) => s.startsWith("v1,"))
-    .map((s) => s.slice(3));
-  if (candidates.length === 0) {
+  if (!verifySignatureHeader(keys, id, timestamp, toBuffer(rawBody), signatures)) {
+    const versions = [...new Set(keys.map((k) => signatureVersion(k.scheme)))];
+    const present = new Set(parseSignatureHeader(signatures).map((s) => s.version));
+    if (!versions.some((v) => present.has(v))) {
+      throw new WebhookVerificationError(
+        "no_matching_signature",
+        `the webhook-signature header has no ${versions.map((v) => `"${v},"`).join(" or ")} signature (${versions
+          .map((v) => (v === "v1" ? "HMAC-SHA256, for a whsec_ secret" : "ed25519, for a whpk_ public key"))
+          .join("; ")})`,
+      );
+    }
     throw new WebhookVerificationError(
       "no_matching_signature",
-      'the webhook-signature header has no "v1," signature (Standard Webhooks HMAC-SHA256)',
-    );
-  }
-  const matches = candidates.some((candidate) => {
-    const given = Buffer.from(candidate, "base64");
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  });
-  if (!matches) {
-    throw new WebhookVerificationError(
-      "no_matching_signature",
-      "no signature matches: check the signing secret, and that the body is passed exactly as received (raw bytes, not re-serialised JSON)",
+      "no signature matches: check the signing secret or public key, and that the body is passed exactly as received (raw bytes, not re-serialised JSON)",
     );
   }
   return { id, timestamp: new Date(timestamp * 1000) };
 }
 
 /**
- * The Standard Webhooks headers httpqueue would send with `rawBody`: for
- * testing receivers without a server.
+ * The Standard Webhooks headers httpqueue would send with `rawBody`, signed
+ * with a "whsec_" secret or a "whsk_" private key (several: one signature
+ * each, as during a rotation): for testing receivers without a server.
  */
 export function signWebhook(
   rawBody: RawBody,
-  secret: string,
+  secret: string | readonly string[],
   options?: { id?: string | undefined; timestamp?: Date | number | undefined },
 ): { "webhook-id": string; "webhook-timestamp": string; "webhook-signature": string } {
   const id = options?.id ?? randomUUID();
-  const timestamp = String(Math.floor(Number(options?.timestamp ?? Date.now()) / 1000));
-  const signature = sign(secretKey(secret), id, timestamp, toBuffer(rawBody)).toString("base64");
-  return { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}` };
+  const timestamp = Math.floor(Number(options?.timestamp ?? Date.now()) / 1000);
+  const secrets = typeof secret === "string" ? [secret] : secret;
+  return {
+    "webhook-id": id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": signatureHeader(secrets, id, timestamp, toBuffer(rawBody)),
+  };
 }
 
-function sign(key: Buffer, id: string, timestamp: string, body: Buffer): Buffer {
-  return createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest();
-}
-
-function secretKey(secret: string): Buffer {
+function verificationKeys(key: WebhookKey): VerificationKey[] {
   // Plain JavaScript callers may pass undefined from an unset variable.
-  const given: unknown = secret;
-  const text =
-    typeof given !== "string" ? "" : given.startsWith(SECRET_PREFIX) ? given.slice(SECRET_PREFIX.length) : given;
-  if (text === "" || !BASE64.test(text)) {
-    throw new WebhookVerificationError(
-      "invalid_secret",
-      "the signing secret is not a webhook secret: expected whsec_ followed by base64, as RegisterWebhook returned it",
-    );
+  const given: unknown = key;
+  const list: readonly unknown[] = Array.isArray(given) ? given : [given];
+  if (list.length === 0) {
+    throw new WebhookVerificationError("invalid_secret", "no key was given: pass the signing secret or public key");
   }
-  return Buffer.from(text, "base64");
+  return list.map((k, i) => {
+    try {
+      return decodeVerificationKey(k as string);
+    } catch (err) {
+      const which = list.length > 1 ? `key ${i + 1} of ${list.length}: ` : "";
+      throw new WebhookVerificationError("invalid_secret", which + errorMessage(err), { cause: err });
+    }
+  });
 }
 
 function toBuffer(body: RawBody): Buffer {
