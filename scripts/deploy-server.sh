@@ -19,7 +19,7 @@ out="$(cd "$parent" && pwd)/$(basename "$1")"
 case "$root/" in "$out"/*) fail "$out holds the checkout: choose another folder" ;; esac
 case "$out/" in "$root"/*) fail "$out is inside the checkout: choose a folder outside it" ;; esac
 cd "$root"
-for built in apps/server/dist/main.js packages/proto/dist/index.js; do
+for built in apps/server/dist/main.js packages/proto/dist/index.js packages/sdk/dist/signing.js; do
   [ -f "$built" ] || fail "$built is missing: build first (pnpm install && pnpm build)"
 done
 rm -rf "$out"

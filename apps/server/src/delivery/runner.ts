@@ -7,10 +7,10 @@ import { isDatabaseUnavailable, isTransientConflict } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
 import type { SecretCipher } from "../secrets/cipher.js";
+import { signatureOf } from "@httpqueue/sdk/signing";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";
 import { Pace } from "./pace.js";
 import { judge, type RetryPolicy, type Verdict } from "./retry-policy.js";
-import { signPayload } from "./signing.js";
 
 export interface RunnerDeps {
   db: Db;
@@ -444,6 +444,6 @@ export function buildRequest(d: DueDelivery, userAgent: string, secrets: SecretC
   for (const [name, value] of Object.entries(d.headers)) headers[name.toLowerCase()] = value;
   headers["webhook-id"] = d.id;
   headers["webhook-timestamp"] = String(timestamp);
-  headers["webhook-signature"] = signPayload(secrets.open(d.signingSecret), d.id, timestamp, body ?? "");
+  headers["webhook-signature"] = signatureOf(secrets.open(d.signingSecret), d.id, timestamp, body ?? "");
   return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000 };
 }
