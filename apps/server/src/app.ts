@@ -5,6 +5,7 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadDescriptorSet, WebhookServiceService } from "@httpqueue/proto";
 import { indexDescriptorSet } from "./api/descriptor-index.js";
 import { createAuthInterceptor } from "./api/auth.js";
+import { watchTokenFile, type TokenFile } from "./api/token-file.js";
 import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection.js";
 import { guardedService } from "./api/request-guard.js";
 import { createWebhookService } from "./api/service.js";
@@ -26,6 +27,7 @@ import { createHealthMonitor } from "./observability/health.js";
 import { startHttpServer } from "./observability/http-server.js";
 import type { Logger } from "./observability/logger.js";
 import { createMetrics } from "./observability/metrics.js";
+import { TokenSet } from "./tokens.js";
 
 const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
 export const USER_AGENT = `httpqueue/${version}`;
@@ -37,6 +39,11 @@ export interface App {
   /** host:port of the HTTP server: /healthz, /readyz, /metrics. */
   httpAddress: string;
   httpPort: number;
+  /**
+   * Reads API_TOKENS_FILE again now (`trigger`, such as "SIGHUP", is logged): true when its tokens are in
+   * use, false when it was refused (the tokens in use are kept), undefined without one.
+   */
+  reloadApiTokens(trigger?: string): Promise<boolean | undefined>;
   /** Stops taking RPCs, lets running deliveries finish (bounded), closes everything. */
   stop(): Promise<void>;
   /** Resolves once stopped; rejects if the worker died and could not be started again. */
@@ -95,6 +102,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       port: config.httpPort,
       readiness: health.readiness,
       registry: metrics.registry,
+      metricsToken: config.metricsToken,
       logger,
     });
     closers.push(() => httpServer.close());
@@ -162,17 +170,38 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     const healthSweep = startHealthSweep(healthDeps);
     closers.push(() => healthSweep.stop());
 
+    // With API_TOKENS_FILE the interceptor is there even while no token is, so that a reload can add the first.
+    const apiTokens = new TokenSet([...config.apiTokens, ...(config.apiTokensFile?.tokens ?? [])]);
+    const authOn = config.apiTokens.length > 0 || config.apiTokensFile !== undefined;
+    if (authOn) metrics.apiTokensInUse(apiTokens.size);
+    let tokenFile: TokenFile | undefined;
+    if (config.apiTokensFile) {
+      tokenFile = watchTokenFile({
+        path: config.apiTokensFile.path,
+        fixed: config.apiTokens,
+        initial: config.apiTokensFile.tokens,
+        tokens: apiTokens,
+        logger,
+        onReload: (result, inUse) => {
+          metrics.apiTokensReloaded(result, inUse);
+        },
+      });
+      const watching = tokenFile;
+      closers.push(() => {
+        watching.stop();
+        return Promise.resolve();
+      });
+    }
     const server = new Server({
       // Room for the largest payload plus the rest of a PushEvent request.
       "grpc.max_receive_message_length": config.maxPayloadBytes + 1024 * 1024,
-      interceptors:
-        config.apiTokens.length > 0
-          ? [
-              createAuthInterceptor(config.apiTokens, logger, (path) => {
-                metrics.rpcRefused(path);
-              }),
-            ]
-          : [],
+      interceptors: authOn
+        ? [
+            createAuthInterceptor(apiTokens, logger, (path) => {
+              metrics.rpcRefused(path);
+            }),
+          ]
+        : [],
     });
     const watch = createWatchHub({ db, server: `${hostname()}/${process.pid}/${randomUUID()}`, logger, metrics });
     server.addService(
@@ -217,6 +246,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       httpAddress: httpServer.address,
       httpPort: httpServer.port,
       done: worker.done,
+      reloadApiTokens: async (trigger) => (stopping || !tokenFile ? undefined : tokenFile.reload(trigger)),
       stop: () => (stopping ??= closeAll()),
     };
   } catch (err) {

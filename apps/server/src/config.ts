@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parseDuration } from "@httpqueue/proto";
 import { z } from "zod";
 import { parseCidr, type DestinationPolicy } from "./addresses.js";
+import { parseTokenFile, TokenFileError, tokenProblem } from "./tokens.js";
 
 /** The server's settings. `loadConfig` is the only reader of `process.env`. */
 export interface Config {
@@ -52,8 +53,18 @@ export interface Config {
   watchBuffer: number;
   /** Distinct namespace/event pairs labelled in httpqueue_events_pushed_total; later ones are "_other". */
   metricsEventLabelLimit: number;
-  /** Bearer tokens the API accepts; empty: the API is open to anyone who can reach it. */
+  /**
+   * API_TOKENS: bearer tokens the API accepts for the server's life. With no
+   * API_TOKENS_FILE either, the API is open to anyone who can reach it.
+   */
   apiTokens: string[];
+  /**
+   * API_TOKENS_FILE (an absolute path) and the tokens it held at start; the app reads it again when it changes
+   * and on SIGHUP. Set, the API always requires a token: with none in it nor in API_TOKENS, every call is refused.
+   */
+  apiTokensFile: { path: string; tokens: string[] } | undefined;
+  /** METRICS_TOKEN (or METRICS_TOKEN_FILE): /metrics requires it as a bearer token; undefined: /metrics is open. */
+  metricsToken: string | undefined;
   /** gRPC over TLS (PEM contents); with clientCa, clients must present a certificate it signed. */
   tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
   /** Which addresses deliveries may connect to. */
@@ -179,6 +190,8 @@ const schema = z.object({
   WATCH_BUFFER: int(100, 100_000),
   API_TOKENS: z.string().optional(),
   API_TOKENS_FILE: z.string().trim().optional(),
+  METRICS_TOKEN: z.string().trim().optional(),
+  METRICS_TOKEN_FILE: z.string().trim().optional(),
   TLS_CERT_FILE: z.string().trim().optional(),
   TLS_KEY_FILE: z.string().trim().optional(),
   TLS_CLIENT_CA_FILE: z.string().trim().optional(),
@@ -258,10 +271,13 @@ function settings(e: z.infer<typeof schema>) {
   };
 }
 
-const MIN_TOKEN_LENGTH = 16;
-
-/** Tokens, TLS files and the destination policy: files are read here, at start, once. */
-function securitySettings(e: z.infer<typeof schema>): Pick<Config, "apiTokens" | "tls" | "destinations"> {
+/**
+ * Tokens, TLS files and the destination policy: files are read here, at start,
+ * once (API_TOKENS_FILE again later, by the app: api/token-file.ts).
+ */
+function securitySettings(
+  e: z.infer<typeof schema>,
+): Pick<Config, "apiTokens" | "apiTokensFile" | "metricsToken" | "tls" | "destinations"> {
   const fail = (line: string): never => {
     throw new ConfigError(`invalid configuration:\n  ${line}`);
   };
@@ -273,20 +289,40 @@ function securitySettings(e: z.infer<typeof schema>): Pick<Config, "apiTokens" |
     }
   };
 
-  const tokens = (e.API_TOKENS ?? "").split(",").map((t) => t.trim());
-  if (e.API_TOKENS_FILE) {
-    // One token per line; blank lines and lines starting with # are skipped.
-    const lines = read("API_TOKENS_FILE", e.API_TOKENS_FILE).toString("utf8").split(/\r?\n/);
-    tokens.push(...lines.map((l) => l.trim()).filter((l) => !l.startsWith("#")));
-  }
-  const apiTokens = [...new Set(tokens.filter((t) => t !== ""))];
+  // Tokens are never echoed: a bad one is named by its position or line.
+  const apiTokens = [
+    ...new Set(
+      (e.API_TOKENS ?? "")
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t !== ""),
+    ),
+  ];
   for (const [i, token] of apiTokens.entries()) {
-    // Tokens are never echoed: say which one by position.
-    if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-      fail(
-        `API_TOKENS/API_TOKENS_FILE: token #${i + 1} must be at least ${MIN_TOKEN_LENGTH} characters, without spaces`,
-      );
+    const problem = tokenProblem(token);
+    if (problem) fail(`API_TOKENS: token #${i + 1} ${problem}`);
+  }
+  let apiTokensFile: Config["apiTokensFile"];
+  if (e.API_TOKENS_FILE) {
+    const path = resolve(e.API_TOKENS_FILE);
+    const text = read("API_TOKENS_FILE", path).toString("utf8");
+    try {
+      // At start an empty file is taken as holding no tokens (there are none in use to keep, unlike a reload).
+      apiTokensFile = { path, tokens: parseTokenFile(text, false) };
+    } catch (err) {
+      if (!(err instanceof TokenFileError)) throw err;
+      fail(`API_TOKENS_FILE ${path} ${err.message}`);
     }
+  }
+
+  let metricsToken = e.METRICS_TOKEN;
+  if (e.METRICS_TOKEN_FILE) {
+    if (metricsToken !== undefined) fail("METRICS_TOKEN and METRICS_TOKEN_FILE: set one of them, not both");
+    metricsToken = read("METRICS_TOKEN_FILE", e.METRICS_TOKEN_FILE).toString("utf8").trim();
+  }
+  if (metricsToken !== undefined) {
+    const problem = tokenProblem(metricsToken);
+    if (problem) fail(`${e.METRICS_TOKEN_FILE ? "METRICS_TOKEN_FILE: the token" : "METRICS_TOKEN"} ${problem}`);
   }
 
   let tls: Config["tls"];
@@ -316,5 +352,11 @@ function securitySettings(e: z.infer<typeof schema>): Pick<Config, "apiTokens" |
       }
     });
 
-  return { apiTokens, tls, destinations: { allowPrivate: e.ALLOW_PRIVATE_DESTINATIONS, allowlist } };
+  return {
+    apiTokens,
+    apiTokensFile,
+    metricsToken,
+    tls,
+    destinations: { allowPrivate: e.ALLOW_PRIVATE_DESTINATIONS, allowlist },
+  };
 }

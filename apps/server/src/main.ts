@@ -32,6 +32,17 @@ process.removeAllListeners("warning");
 process.on("warning", (warning) => {
   logger.warn({ component: "node", warning: { name: warning.name, message: warning.message } }, "node warning");
 });
+// SIGHUP reads API_TOKENS_FILE again (it is also read when it changes). Handled from here on: Node's
+// default would end the process, were one to come during the start (the file has just been read then).
+let started: App | undefined;
+process.on("SIGHUP", () => {
+  if (!config.apiTokensFile) {
+    logger.info({ signal: "SIGHUP" }, "SIGHUP: nothing to reload (API_TOKENS_FILE is not set)");
+  } else if (started) {
+    logger.info({ signal: "SIGHUP" }, `SIGHUP: reading ${config.apiTokensFile.path} again`);
+    void started.reloadApiTokens("SIGHUP");
+  }
+});
 let embedded: EmbeddedPostgres | undefined;
 let app: App;
 try {
@@ -42,6 +53,7 @@ try {
     databaseUrl = embedded.url;
   }
   app = await startApp({ ...config, databaseUrl }, logger);
+  started = app;
 } catch (err) {
   if (err instanceof EmbeddedPostgresError) logger.fatal(err.message);
   else logger.fatal({ err }, "httpqueue could not start");
@@ -53,7 +65,7 @@ logger.info(
   { httpAddress: app.httpAddress },
   `health and metrics on http://${app.httpAddress} (/healthz, /readyz, /metrics)`,
 );
-for (const { level, message } of securityWarnings(config, app.address)) logger[level](message);
+for (const { level, message } of securityWarnings(config, app.address, app.httpAddress)) logger[level](message);
 
 /** Everything, in order: no new calls, running deliveries finish, then the database. */
 async function stop(): Promise<void> {

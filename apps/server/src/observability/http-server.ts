@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { bearerToken, TokenSet } from "../tokens.js";
 import type { Readiness } from "./health.js";
 import type { Logger } from "./logger.js";
 
@@ -10,6 +11,8 @@ export interface HttpServerOptions {
   port: number;
   readiness(): Readiness;
   registry: Registry;
+  /** METRICS_TOKEN: /metrics requires `Authorization: Bearer <it>`; undefined: /metrics is open. */
+  metricsToken?: string | undefined;
   logger: Logger;
 }
 
@@ -27,10 +30,12 @@ const CLOSE_GRACE_MS = 2_000;
 /**
  * The operators' endpoints, on a port of their own so that they can be
  * exposed to a scraper or an orchestrator without exposing the API:
- * GET /healthz (alive), GET /readyz (ready to work), GET /metrics (Prometheus).
+ * GET /healthz (alive), GET /readyz (ready to work), GET /metrics (Prometheus,
+ * behind a bearer token when one is set; probes stay open).
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { logger } = options;
+  const metricsToken = options.metricsToken === undefined ? undefined : new TokenSet([options.metricsToken]);
 
   const routes: Record<string, (res: ServerResponse) => Promise<void> | void> = {
     "/healthz": (res) => {
@@ -55,7 +60,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const route = routes[new URL(req.url ?? "/", "http://localhost").pathname];
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const route = routes[path];
     if (!route) {
       send(res, 404, "text/plain; charset=utf-8", "not found: try /healthz, /readyz or /metrics\n");
       return;
@@ -64,6 +70,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       res.setHeader("allow", "GET, HEAD");
       send(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
       return;
+    }
+    if (path === "/metrics" && metricsToken) {
+      const presented = bearerToken(req.headers.authorization);
+      if (presented === undefined || !metricsToken.has(presented)) {
+        // RFC 6750: a challenge, and why a token that was sent is refused.
+        res.setHeader(
+          "www-authenticate",
+          presented === undefined ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"',
+        );
+        send(res, 401, "text/plain; charset=utf-8", "unauthorized: send 'Authorization: Bearer <METRICS_TOKEN>'\n");
+        return;
+      }
     }
     Promise.resolve(route(res)).catch((err: unknown) => {
       logger.error({ err }, "http endpoint failed");

@@ -72,6 +72,10 @@ export interface Metrics {
   deliveryPostponed(reason: PostponeReason): void;
   /** The periodic check queued jobs for `count` webhooks whose overdue deliveries had none. */
   webhooksReconciled(count: number): void;
+  /** API_TOKENS_FILE was read again: its tokens taken ("ok") or refused ("error"); `inUse` are accepted after it. */
+  apiTokensReloaded(result: TokenReloadResult, inUse: number): void;
+  /** Tokens the API accepts now (API_TOKENS and API_TOKENS_FILE together). */
+  apiTokensInUse(count: number): void;
   /** WatchDeliveries streams open on this server. */
   watchers(count: number): void;
   /** A WatchDeliveries stream was ended by the server: it fell behind, or the changes could not be followed. */
@@ -82,6 +86,9 @@ export interface Metrics {
   setDatabaseStats(source: () => Promise<DatabaseStats | undefined>): void;
   setReadiness(source: () => Readiness): void;
 }
+
+export const TOKEN_RELOAD_RESULTS = ["ok", "error"] as const;
+export type TokenReloadResult = (typeof TOKEN_RELOAD_RESULTS)[number];
 
 export const WATCHER_END_REASONS = ["behind", "unavailable", "shutdown"] as const;
 export type WatcherEndReason = (typeof WATCHER_END_REASONS)[number];
@@ -191,6 +198,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const reconciled = new Counter({
     name: "httpqueue_deliveries_reconciled_total",
     help: "Webhooks with overdue deliveries and no job, found by the periodic check and queued again (each is a job that was lost or never queued).",
+    registers: [registry],
+  });
+  const tokenReloads = new Counter({
+    name: "httpqueue_api_tokens_reloads_total",
+    help: "Reads of API_TOKENS_FILE after the start (a change, or SIGHUP), by result: ok (its tokens taken), error (unreadable, empty or a bad token: the tokens in use kept).",
+    labelNames: ["result"],
+    registers: [registry],
+  });
+  for (const result of TOKEN_RELOAD_RESULTS) tokenReloads.inc({ result }, 0);
+  const tokensInUse = new Gauge({
+    name: "httpqueue_api_tokens",
+    help: "Distinct API tokens accepted now (API_TOKENS and API_TOKENS_FILE); 0: the API is open (neither is set), or every call is refused (API_TOKENS_FILE holds none).",
     registers: [registry],
   });
   const watchers = new Gauge({
@@ -361,6 +380,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     webhooksReconciled(count) {
       if (count > 0) reconciled.inc(count);
+    },
+    apiTokensReloaded(result, inUse) {
+      tokenReloads.inc({ result });
+      tokensInUse.set(inUse);
+    },
+    apiTokensInUse(count) {
+      tokensInUse.set(count);
     },
     watchers(count) {
       watchers.set(count);

@@ -15,23 +15,39 @@ function isLoopbackHost(host: string): boolean {
 
 /** What an operator should know at start about how exposed this server is. */
 export function securityWarnings(
-  config: Pick<Config, "apiTokens" | "tls" | "grpcHost" | "destinations">,
+  config: Pick<
+    Config,
+    "apiTokens" | "apiTokensFile" | "metricsToken" | "tls" | "grpcHost" | "httpHost" | "destinations"
+  >,
   address: string,
+  /** host:port of /metrics; HTTP_HOST when not given. */
+  httpAddress: string = config.httpHost,
 ): SecurityWarning[] {
   const beyondLoopback = !isLoopbackHost(config.grpcHost);
   const warnings: SecurityWarning[] = [];
-  if (config.apiTokens.length === 0) {
+  if (config.apiTokens.length === 0 && !config.apiTokensFile) {
     warnings.push({
       level: beyondLoopback ? "error" : "warn",
       message: beyondLoopback
         ? `API authentication is OFF and gRPC listens on ${address}, beyond this machine: anyone who can reach it can register webhooks and push events. Set API_TOKENS or API_TOKENS_FILE.`
-        : `API authentication is off (no API_TOKENS): any process on this machine can call the API on ${address}.`,
+        : `API authentication is off (no API_TOKENS or API_TOKENS_FILE): any process on this machine can call the API on ${address}.`,
+    });
+  } else if (config.apiTokens.length === 0 && config.apiTokensFile?.tokens.length === 0) {
+    warnings.push({
+      level: "warn",
+      message: `API_TOKENS_FILE (${config.apiTokensFile.path}) holds no tokens and API_TOKENS is empty: every API call is refused until tokens are added to the file (it is read again when it changes, and on SIGHUP).`,
     });
   }
   if (!config.tls && beyondLoopback) {
     warnings.push({
       level: "warn",
       message: `gRPC on ${address} is not encrypted: set TLS_CERT_FILE and TLS_KEY_FILE, or terminate TLS in front of it.`,
+    });
+  }
+  if (config.metricsToken === undefined && !isLoopbackHost(config.httpHost)) {
+    warnings.push({
+      level: "warn",
+      message: `/metrics on ${httpAddress} is open beyond this machine: whoever reaches it reads the server's metrics (event names, counts). Set METRICS_TOKEN, or keep HTTP_HOST on loopback.`,
     });
   }
   if (config.destinations.allowPrivate) {
