@@ -164,6 +164,8 @@ describe("webhookctl against a server that requires a token", () => {
       registerWebhook: refuse,
       updateWebhook: refuse,
       unregisterWebhook: refuse,
+      rotateSecret: refuse,
+      getSigningSecret: refuse,
       getWebhookStatus: refuse,
       listAttempts: refuse,
       getEvent: refuse,

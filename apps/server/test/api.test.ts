@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, DeliveryStatus, HttpQueueError, type RegisterWebhookRequest } from "@httpqueue/sdk";
-import { DisabledReason, Ordering, type DeepPartial } from "@httpqueue/proto";
+import { DisabledReason, Ordering, SignatureScheme, type DeepPartial } from "@httpqueue/proto";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
 const URL_OK = "http://127.0.0.1:9/hook";
@@ -65,6 +65,9 @@ describe("webhook API", () => {
         pausedUntil: undefined,
         // Every payload.
         filter: "",
+        // HMAC-SHA256 by default, and no rotation under way.
+        signatureScheme: SignatureScheme.SIGNATURE_SCHEME_HMAC_SHA256,
+        previousSecretExpiresAt: undefined,
       },
     );
 

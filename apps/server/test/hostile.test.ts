@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import {
   GetEventRequest,
+  GetSigningSecretRequest,
   GetWebhookStatusRequest,
   ListAttemptsRequest,
   ListEventsRequest,
@@ -12,6 +13,7 @@ import {
   RecoverWebhookRequest,
   ReplayMissedRequest,
   ResendDeliveryRequest,
+  RotateSecretRequest,
   UnregisterWebhookRequest,
   UpdateWebhookRequest,
   WatchDeliveriesRequest,
@@ -42,6 +44,8 @@ const MESSAGES: Record<Method, { fromPartial(o: never): unknown }> = {
   registerWebhook: RegisterWebhookRequest,
   updateWebhook: UpdateWebhookRequest,
   unregisterWebhook: UnregisterWebhookRequest,
+  rotateSecret: RotateSecretRequest,
+  getSigningSecret: GetSigningSecretRequest,
   listWebhooks: ListWebhooksRequest,
   pushEvent: PushEventRequest,
   getWebhookStatus: GetWebhookStatusRequest,
@@ -79,6 +83,11 @@ const CASES: { method: Method; field: string; request: (s: string) => Record<str
   })),
   { method: "updateWebhook", field: "headers", request: (s) => ({ webhookId: ID, headers: { values: { "X-A": s } } }) },
   { method: "unregisterWebhook", field: "webhook_id", request: (s) => ({ webhookId: s }) },
+  { method: "rotateSecret", field: "webhook_id", request: (s) => ({ webhookId: s }) },
+  { method: "rotateSecret", field: "secret", request: (s) => ({ webhookId: ID, secret: s }) },
+  { method: "rotateSecret", field: "secret", request: (s) => ({ webhookId: ID, secret: `whsec_${s}` }) },
+  { method: "rotateSecret", field: "secret", request: (s) => ({ webhookId: ID, secret: `whsk_${s}` }) },
+  { method: "getSigningSecret", field: "webhook_id", request: (s) => ({ webhookId: s }) },
   { method: "listWebhooks", field: "namespace", request: (s) => ({ namespace: s }) },
   { method: "listWebhooks", field: "page_token", request: (s) => ({ pageToken: s }) },
   ...(["namespace", "event", "payload", "idempotency_key"] as const).map((field) => ({

@@ -5,6 +5,8 @@ import type {
   Event,
   GetEventRequest,
   GetEventResponse,
+  GetSigningSecretRequest,
+  GetSigningSecretResponse,
   GetWebhookStatusResponse,
   ListAttemptsRequest,
   ListAttemptsResponse,
@@ -21,6 +23,8 @@ import type {
   ReplayMissedResponse,
   ResendDeliveryRequest,
   ResendDeliveryResponse,
+  RotateSecretRequest,
+  RotateSecretResponse,
   UnregisterWebhookRequest,
   UnregisterWebhookResponse,
   UpdateWebhookRequest,
@@ -43,10 +47,31 @@ export interface CallOptions {
 export type Rpc<Req, Res> = (request: DeepPartial<Req>, options?: CallOptions) => Promise<Res>;
 
 export interface HttpQueueClient {
-  /** Registers a webhook; the response carries its signing secret, shown only here. */
+  /**
+   * Registers a webhook; the response carries what its receiver verifies
+   * deliveries with: the signing secret (whsec_…), or for
+   * `SignatureScheme.SIGNATURE_SCHEME_ED25519` the public key (whpk_…).
+   */
   registerWebhook: Rpc<RegisterWebhookRequest, RegisterWebhookResponse>;
-  /** Changes the fields that are set; deactivating cancels pending deliveries. */
+  /**
+   * Changes the fields that are set; deactivating cancels pending deliveries.
+   * A new `signatureScheme` rotates in a key of that scheme (the response's
+   * `signingSecret`), the old one signing too for 24 hours.
+   */
   updateWebhook: Rpc<UpdateWebhookRequest, UpdateWebhookResponse>;
+  /**
+   * Gives a webhook a new signing secret (or ed25519 key), returned once as
+   * `signingSecret` (a public key for ed25519). The old one keeps signing for
+   * `overlapSeconds`: 24 hours when absent, 0 to stop it at once, at most 7
+   * days. `secret`: bring your own (whsec_… or whsk_…, of the webhook's scheme).
+   */
+  rotateSecret: Rpc<RotateSecretRequest, RotateSecretResponse>;
+  /**
+   * What a receiver verifies a webhook's deliveries with: its signing secret
+   * or public key, and during a rotation's overlap the previous one and when
+   * it stops. Pass both to `verifyWebhook`.
+   */
+  getSigningSecret: Rpc<GetSigningSecretRequest, GetSigningSecretResponse>;
   /** Removes a webhook and cancels its pending deliveries. */
   unregisterWebhook: Rpc<UnregisterWebhookRequest, UnregisterWebhookResponse>;
   /** One page of webhooks, oldest first. */

@@ -13,6 +13,7 @@ import {
 import {
   findField,
   GetEventRequest,
+  GetSigningSecretRequest,
   GetWebhookStatusRequest,
   hasLoneSurrogate,
   ListAttemptsRequest,
@@ -23,6 +24,7 @@ import {
   RegisterWebhookRequest,
   ReplayMissedRequest,
   ResendDeliveryRequest,
+  RotateSecretRequest,
   UnregisterWebhookRequest,
   UpdateWebhookRequest,
   WatchDeliveriesRequest,
@@ -166,6 +168,8 @@ export function createClient(options: ClientOptions): HttpQueueClient {
     registerWebhook: rpc(service.registerWebhook, RegisterWebhookRequest),
     updateWebhook: rpc(service.updateWebhook, UpdateWebhookRequest),
     unregisterWebhook: rpc(service.unregisterWebhook, UnregisterWebhookRequest),
+    rotateSecret: rpc(service.rotateSecret, RotateSecretRequest),
+    getSigningSecret: rpc(service.getSigningSecret, GetSigningSecretRequest),
     listWebhooks,
     listWebhooksAsync: (request = {}, callOptions) =>
       everyPage(

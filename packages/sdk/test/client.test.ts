@@ -119,6 +119,8 @@ describe("client", () => {
       },
       updateWebhook: unimplemented,
       unregisterWebhook: unimplemented,
+      rotateSecret: unimplemented,
+      getSigningSecret: unimplemented,
       getWebhookStatus(call: ServerUnaryCall<GetWebhookStatusRequest, GetWebhookStatusResponse>, callback) {
         // Echoes the identifier; by webhook, five deliveries served `pageSize` at a time.
         const { identifier, pageSize, pageToken } = call.request;

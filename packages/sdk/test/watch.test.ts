@@ -45,6 +45,8 @@ describe("watchDeliveries", () => {
       registerWebhook: unimplemented,
       updateWebhook: unimplemented,
       unregisterWebhook: unimplemented,
+      rotateSecret: unimplemented,
+      getSigningSecret: unimplemented,
       listWebhooks: unimplemented,
       pushEvent: unimplemented,
       getWebhookStatus: unimplemented,

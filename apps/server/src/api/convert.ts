@@ -2,6 +2,7 @@ import {
   DeliveryStatus,
   DisabledReason,
   Ordering,
+  SignatureScheme,
   type Attempt,
   type Delivery,
   type DeliveryCount,
@@ -11,7 +12,7 @@ import {
 import type { AttemptRow } from "../db/attempts.js";
 import type { DeliveryRow } from "../db/deliveries.js";
 import type { EventRow } from "../db/events.js";
-import type { DeliveryStatusValue, DisabledReasonValue, OrderingValue } from "../db/schema.js";
+import type { DeliveryStatusValue, DisabledReasonValue, OrderingValue, SignatureSchemeValue } from "../db/schema.js";
 import type { WebhookRow } from "../db/webhooks.js";
 
 /** Database rows to API messages. The signing secret never leaves through here. */
@@ -43,8 +44,22 @@ export function toWebhook(row: WebhookRow): Webhook {
     pacePerSecond: row.pace ?? 0,
     pausedUntil: row.pausedUntil !== null && row.pausedUntil.getTime() > Date.now() ? row.pausedUntil : undefined,
     filter: row.filter === null ? "" : JSON.stringify(row.filter),
+    signatureScheme: SIGNATURE_SCHEME[row.signatureScheme],
+    previousSecretExpiresAt: overlapEnd(row),
   };
 }
+
+/** When the previous secret stops signing; undefined when none signs any more. */
+export function overlapEnd(row: Pick<WebhookRow, "previousSigningSecret" | "previousSecretExpiresAt">) {
+  const end = row.previousSecretExpiresAt;
+  return row.previousSigningSecret !== null && end !== null && end.getTime() > Date.now() ? end : undefined;
+}
+
+/** Stored signature scheme → API enum (api/signing-secrets.ts reads it the other way). */
+export const SIGNATURE_SCHEME: Record<SignatureSchemeValue, SignatureScheme> = {
+  "hmac-sha256": SignatureScheme.SIGNATURE_SCHEME_HMAC_SHA256,
+  ed25519: SignatureScheme.SIGNATURE_SCHEME_ED25519,
+};
 
 /** Stored ordering → API enum (api/validation.ts reads it the other way). */
 export const ORDERING: Record<OrderingValue, Ordering> = {

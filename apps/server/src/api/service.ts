@@ -16,6 +16,7 @@ import { getEvent, listDeliveryAttempts, listEventRecords, recover, replay, rese
 import { getWebhookStatus } from "./status.js";
 import { watchDeliveries } from "./watch.js";
 import { requestProblem } from "./request-guard.js";
+import { getSigningSecret, rotateSecret } from "./signing-secrets.js";
 import { listWebhooks, registerWebhook, unregisterWebhook, updateWebhook } from "./webhooks.js";
 
 /**
@@ -90,6 +91,8 @@ export function createWebhookService(
     registerWebhook: unary("RegisterWebhook", registerWebhook),
     updateWebhook: unary("UpdateWebhook", updateWebhook),
     unregisterWebhook: unary("UnregisterWebhook", unregisterWebhook),
+    rotateSecret: unary("RotateSecret", rotateSecret),
+    getSigningSecret: unary("GetSigningSecret", getSigningSecret),
     listWebhooks: unary("ListWebhooks", listWebhooks),
     pushEvent: unary("PushEvent", pushEvent),
     getWebhookStatus: unary("GetWebhookStatus", getWebhookStatus),

@@ -8,12 +8,12 @@ import type {
   UpdateWebhookRequest,
   UpdateWebhookResponse,
 } from "@httpqueue/proto";
-import { generateSigningKey } from "@httpqueue/sdk/signing";
 import * as webhooks from "../db/webhooks.js";
 import { destinationWarning } from "../delivery/destinations.js";
-import { toWebhook } from "./convert.js";
+import { overlapEnd, toWebhook } from "./convert.js";
 import type { ApiDeps } from "./deps.js";
 import { notFound } from "./errors.js";
+import { checkSignatureScheme, DEFAULT_OVERLAP_SECONDS, newSigningKey } from "./signing-secrets.js";
 import {
   DEFAULT_TIMEOUT_SECONDS,
   MAX_IN_FLIGHT,
@@ -37,7 +37,8 @@ const DEFAULT_IN_FLIGHT = "the server's default, WEBHOOK_MAX_IN_FLIGHT";
 import { checkPageSize, decodePageToken, toPage } from "./pagination.js";
 
 export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest): Promise<RegisterWebhookResponse> {
-  const signingSecret = generateSigningKey("hmac-sha256").secret;
+  const signatureScheme = checkSignatureScheme("signature_scheme", req.signatureScheme) ?? "hmac-sha256";
+  const key = newSigningKey(deps, signatureScheme);
   const row = await webhooks.insertWebhook(deps.db, {
     namespace: checkName("namespace", req.namespace),
     event: checkEventPattern("event", req.event),
@@ -52,10 +53,12 @@ export async function registerWebhook(deps: ApiDeps, req: RegisterWebhookRequest
     maxInFlight: checkLimit("max_in_flight", req.maxInFlight, MAX_IN_FLIGHT, DEFAULT_IN_FLIGHT),
     ordering: checkOrdering("ordering", req.ordering),
     filter: checkFilter("filter", req.filter),
-    signingSecret: deps.secrets.seal(signingSecret),
+    signatureScheme,
+    signingSecret: key.sealed,
   });
   deps.metrics.webhookRegistered();
-  return { webhookId: row.id, webhook: toWebhook(row), signingSecret, warnings: await urlWarnings(deps, row.url) };
+  const warnings = await urlWarnings(deps, row.url);
+  return { webhookId: row.id, webhook: toWebhook(row), signingSecret: key.shown, warnings };
 }
 
 export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): Promise<UpdateWebhookResponse> {
@@ -81,16 +84,26 @@ export async function updateWebhook(deps: ApiDeps, req: UpdateWebhookRequest): P
   }
   if (req.ordering !== undefined) changes.ordering = checkOrdering("ordering", req.ordering);
   if (req.filter !== undefined) changes.filter = checkFilter("filter", req.filter);
+  const scheme = checkSignatureScheme("signature_scheme", req.signatureScheme);
+  const key = scheme && newSigningKey(deps, scheme);
+  if (scheme && key) changes.scheme = { scheme, sealed: key.sealed, overlapSeconds: DEFAULT_OVERLAP_SECONDS };
   if (Object.keys(changes).length === 0) {
     const row = await webhooks.findWebhook(deps.db, id);
     if (!row) throw notFound(`webhook ${id} not found`);
-    return { webhook: toWebhook(row), warnings: [] };
+    return { webhook: toWebhook(row), warnings: [], signingSecret: "" };
   }
   const updated = await webhooks.updateWebhook(deps.db, id, changes, deps.config.maxAttempts);
   if (!updated) throw notFound(`webhook ${id} not found`);
   deps.metrics.deliveryOutcome("cancelled", updated.cancelled);
   const warnings = changes.url === undefined ? [] : await urlWarnings(deps, updated.webhook.url);
-  return { webhook: toWebhook(updated.webhook), warnings };
+  // The webhook had that scheme already when its secret is not the new one.
+  const rekeyed = key !== undefined && updated.webhook.signingSecret === key.sealed;
+  return {
+    webhook: toWebhook(updated.webhook),
+    warnings,
+    signingSecret: rekeyed ? key.shown : "",
+    previousSecretExpiresAt: rekeyed ? overlapEnd(updated.webhook) : undefined,
+  };
 }
 
 export async function unregisterWebhook(

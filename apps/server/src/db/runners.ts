@@ -40,6 +40,10 @@ export type DueDelivery = {
   /** Unregistered. */
   deleted: boolean;
   signingSecret: string;
+  /** During a rotation's overlap, the secret before it (stored as signingSecret is); null otherwise. */
+  previousSigningSecret: string | null;
+  /** When previousSigningSecret stops signing, in ms since the epoch. */
+  previousSecretExpiresAt: number | null;
   /** The webhook's retry schedule in seconds; null: the server's. */
   retrySchedule: number[] | null;
   /** The webhook's rate limit (requests a second, 0: none) and in-flight cap (0: the server's). */
@@ -84,7 +88,10 @@ const dueDeliveries = (condition = sql`true`) => {
     e.payload, (extract(epoch from coalesce(d.expires_at, e.expires_at)) * 1000)::float8 as "expiresAt",
     (extract(epoch from now() - e.created_at) * 1000)::float8 as "eventAgeMs",
     w.id as "webhookId", w.url, w.method, w.headers, w.timeout, w.active, w.deleted_at is not null as deleted,
-    w.signing_secret as "signingSecret", w.retry_schedule as "retrySchedule",
+    w.signing_secret as "signingSecret",
+    case when w.previous_secret_expires_at > now() then w.previous_signing_secret end as "previousSigningSecret",
+    (extract(epoch from w.previous_secret_expires_at) * 1000)::float8 as "previousSecretExpiresAt",
+    w.retry_schedule as "retrySchedule",
     w.rate_limit_per_second as "rateLimitPerSecond", w.max_in_flight as "maxInFlight", w.ordering
   from (
     -- The due index, read in order; OFFSET 0 keeps the planner from folding it into a join.

@@ -1,7 +1,8 @@
 import { and, asc, eq, gt, inArray, isNull, sql } from "drizzle-orm";
 import type { Db, Tx } from "./client.js";
 import { addJobs, deliverJobSpec, removeWakeJobs } from "./jobs.js";
-import { webhookDeliveries, webhookRegistrations } from "./schema.js";
+import { webhookDeliveries, webhookRegistrations, type SignatureSchemeValue } from "./schema.js";
+import { schemeChange } from "./signing-secrets.js";
 
 export type WebhookRow = typeof webhookRegistrations.$inferSelect;
 
@@ -25,12 +26,14 @@ type Settings =
 type FilterText = { filter?: string | null };
 export type NewWebhook = Pick<
   typeof webhookRegistrations.$inferInsert,
-  Exclude<Settings, "filter"> | "namespace" | "event" | "signingSecret"
+  Exclude<Settings, "filter"> | "namespace" | "event" | "signingSecret" | "signatureScheme"
 > &
   FilterText;
-export type WebhookChanges = Partial<Pick<WebhookRow, Exclude<Settings, "filter">>> & FilterText;
+/** A change of signature scheme: a new secret of it (sealed), rotated in with an overlap (see db/signing-secrets.ts). */
+type SchemeChange = { scheme?: { scheme: SignatureSchemeValue; sealed: string; overlapSeconds: number } };
+export type WebhookChanges = Partial<Pick<WebhookRow, Exclude<Settings, "filter">>> & FilterText & SchemeChange;
 
-const withoutFilter = ({ filter: _filter, ...rest }: WebhookChanges) => rest;
+const withoutFilter = ({ filter: _filter, scheme: _scheme, ...rest }: WebhookChanges) => rest;
 
 /** The filter's column value: its text cast by the database (drizzle would re-serialise an object). */
 const filterValue = ({ filter }: FilterText) =>
@@ -79,8 +82,9 @@ const CLEAN_WHEN_REACTIVATED = {
  * done by hand); activating an inactive webhook starts it clean (no disabled
  * reason, failure streak, pause or pace); a new number of attempts applies to
  * its deliveries not yet ended (`defaultMaxAttempts` when it goes back to the
- * server's default). Returns the webhook and how many deliveries were
- * cancelled; undefined when there is no such webhook.
+ * server's default); a new signature scheme rotates a new secret in, unless
+ * the webhook has that scheme already. Returns the webhook and how many
+ * deliveries were cancelled; undefined when there is no such webhook.
  */
 export async function updateWebhook(
   db: Db,
@@ -95,6 +99,8 @@ export async function updateWebhook(
       .set({
         ...withoutFilter(changes),
         ...filterValue(changes),
+        ...(changes.scheme &&
+          schemeChange(changes.scheme.scheme, changes.scheme.sealed, changes.scheme.overlapSeconds)),
         ...(changes.active === true ? CLEAN_WHEN_REACTIVATED : {}),
         ...(changes.active === false
           ? {

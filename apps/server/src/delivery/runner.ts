@@ -7,7 +7,7 @@ import { isDatabaseUnavailable, isTransientConflict } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
 import type { SecretCipher } from "../secrets/cipher.js";
-import { signatureOf } from "@httpqueue/sdk/signing";
+import { signWebhook } from "@httpqueue/sdk/signing";
 import type { HttpClient, OutgoingRequest } from "./http-client.js";
 import { Pace } from "./pace.js";
 import { judge, type RetryPolicy, type Verdict } from "./retry-policy.js";
@@ -432,7 +432,9 @@ const needsRequest = (d: DueDelivery): boolean => closing(d) === undefined;
 /**
  * The webhook's method, URL and custom headers, the payload as the body (none
  * for GET), and the Standard Webhooks headers: webhook-id is the delivery id,
- * the same on every attempt, so receivers can drop repeats.
+ * the same on every attempt, so receivers can drop repeats. During a
+ * rotation's overlap webhook-signature carries a signature with each secret,
+ * the new one first.
  */
 export function buildRequest(d: DueDelivery, userAgent: string, secrets: SecretCipher): OutgoingRequest {
   const body = d.method === "GET" ? undefined : d.payload;
@@ -444,6 +446,10 @@ export function buildRequest(d: DueDelivery, userAgent: string, secrets: SecretC
   for (const [name, value] of Object.entries(d.headers)) headers[name.toLowerCase()] = value;
   headers["webhook-id"] = d.id;
   headers["webhook-timestamp"] = String(timestamp);
-  headers["webhook-signature"] = signatureOf(secrets.open(d.signingSecret), d.id, timestamp, body ?? "");
+  const keys = [secrets.open(d.signingSecret)];
+  if (d.previousSigningSecret !== null && (d.previousSecretExpiresAt ?? 0) > Date.now()) {
+    keys.push(secrets.open(d.previousSigningSecret));
+  }
+  headers["webhook-signature"] = signWebhook(keys, d.id, timestamp, body ?? "");
   return { url: d.url, method: d.method, headers, body, timeoutMs: d.timeout * 1000 };
 }

@@ -1,6 +1,7 @@
 import type { Config } from "../config.js";
 import type { Db } from "../db/client.js";
 import type { NewEvent } from "../db/events.js";
+import { clearExpiredSecrets } from "../db/signing-secrets.js";
 import { disableGoneWebhook, sweepWebhookHealth, type Changed, type EventsFor } from "../db/webhook-health.js";
 import { isDatabaseUnavailable } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
@@ -92,7 +93,8 @@ export function sweepIntervalMs(config: HealthDeps["config"]): number {
 /**
  * Every so often, deactivates webhooks that have failed for
  * AUTO_DISABLE_AFTER, and announces failing and recovered ones (see
- * db/webhook-health.ts). Every server sweeps; each change is made once.
+ * db/webhook-health.ts). Every server sweeps; each change is made once. The
+ * same sweep removes signing secrets whose rotation overlap has ended.
  */
 export function startHealthSweep(deps: HealthDeps): { stop(): Promise<void> } {
   const { config, logger } = deps;
@@ -117,6 +119,7 @@ export function startHealthSweep(deps: HealthDeps): { stop(): Promise<void> } {
         logger.warn(streak(changed), "webhook failing: every attempt has failed for FAILING_NOTICE_AFTER");
       }
       for (const { webhook } of recovered) logger.info({ webhookId: webhook.id }, "webhook recovered");
+      await clearExpiredSecrets(deps.db);
     } catch (err) {
       if (isDatabaseUnavailable(err)) logger.debug({ err }, "could not check webhook health; will try again");
       else logger.warn({ err }, "could not check webhook health; will try again");

@@ -141,6 +141,58 @@ export function orderingToJSON(object: Ordering): string {
   }
 }
 
+/**
+ * SignatureScheme is how a webhook's deliveries are signed (Standard Webhooks
+ * webhook-signature header).
+ */
+export enum SignatureScheme {
+  /** SIGNATURE_SCHEME_UNSPECIFIED - HMAC-SHA256 when registering; left as it is when updating. */
+  SIGNATURE_SCHEME_UNSPECIFIED = 0,
+  /**
+   * SIGNATURE_SCHEME_HMAC_SHA256 - "v1," signatures: HMAC-SHA256 with a secret (whsec_...) that the server
+   * and the receiver share.
+   */
+  SIGNATURE_SCHEME_HMAC_SHA256 = 1,
+  /**
+   * SIGNATURE_SCHEME_ED25519 - "v1a," signatures: ed25519. The server keeps the private key; the
+   * receiver verifies with the public key (whpk_...).
+   */
+  SIGNATURE_SCHEME_ED25519 = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function signatureSchemeFromJSON(object: any): SignatureScheme {
+  switch (object) {
+    case 0:
+    case "SIGNATURE_SCHEME_UNSPECIFIED":
+      return SignatureScheme.SIGNATURE_SCHEME_UNSPECIFIED;
+    case 1:
+    case "SIGNATURE_SCHEME_HMAC_SHA256":
+      return SignatureScheme.SIGNATURE_SCHEME_HMAC_SHA256;
+    case 2:
+    case "SIGNATURE_SCHEME_ED25519":
+      return SignatureScheme.SIGNATURE_SCHEME_ED25519;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SignatureScheme.UNRECOGNIZED;
+  }
+}
+
+export function signatureSchemeToJSON(object: SignatureScheme): string {
+  switch (object) {
+    case SignatureScheme.SIGNATURE_SCHEME_UNSPECIFIED:
+      return "SIGNATURE_SCHEME_UNSPECIFIED";
+    case SignatureScheme.SIGNATURE_SCHEME_HMAC_SHA256:
+      return "SIGNATURE_SCHEME_HMAC_SHA256";
+    case SignatureScheme.SIGNATURE_SCHEME_ED25519:
+      return "SIGNATURE_SCHEME_ED25519";
+    case SignatureScheme.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** DisabledReason says why a webhook is not active. */
 export enum DisabledReason {
   /** DISABLED_REASON_UNSPECIFIED - Active, or made inactive when it was registered. */
@@ -269,6 +321,13 @@ export interface Webhook {
     | undefined;
   /** See RegisterWebhookRequest.filter; empty: every payload. */
   filter: string;
+  /** How deliveries are signed. */
+  signatureScheme: SignatureScheme;
+  /**
+   * Output only: until then the previous signing secret (or key) signs each
+   * delivery too (see RotateSecret); unset when there is none.
+   */
+  previousSecretExpiresAt?: Date | undefined;
 }
 
 export interface Webhook_HeadersEntry {
@@ -388,6 +447,8 @@ export interface RegisterWebhookRequest {
    * at most 4096 bytes. Empty: every payload.
    */
   filter: string;
+  /** Unspecified: SIGNATURE_SCHEME_HMAC_SHA256. */
+  signatureScheme: SignatureScheme;
 }
 
 export interface RegisterWebhookRequest_HeadersEntry {
@@ -401,8 +462,9 @@ export interface RegisterWebhookResponse {
     | Webhook
     | undefined;
   /**
-   * Secret for verifying the webhook-signature header (whsec_...). Shown only
-   * here: store it with the receiver.
+   * What the receiver verifies the webhook-signature header with: the signing
+   * secret (whsec_...) for HMAC, the public key (whpk_...) for ed25519. Store
+   * it with the receiver; GetSigningSecret returns it again.
    */
   signingSecret: string;
   /**
@@ -452,7 +514,16 @@ export interface UpdateWebhookRequest {
     | Ordering
     | undefined;
   /** Replaces the filter; "" removes it. */
-  filter?: string | undefined;
+  filter?:
+    | string
+    | undefined;
+  /**
+   * Unspecified, or the webhook's scheme: unchanged. Another scheme: a new
+   * secret (or key pair) of that scheme, returned in the response, rotated in
+   * as RotateSecret does with its default overlap: the old one keeps signing
+   * alongside it (its own signature kind) for 24 hours.
+   */
+  signatureScheme: SignatureScheme;
 }
 
 export interface UpdateWebhookResponse {
@@ -461,6 +532,64 @@ export interface UpdateWebhookResponse {
     | undefined;
   /** As in RegisterWebhookResponse. */
   warnings: string[];
+  /**
+   * Set only when the scheme changed: the new signing secret (whsec_...) or
+   * public key (whpk_...), as RotateSecretResponse.signing_secret.
+   */
+  signingSecret: string;
+  /** Set only when the scheme changed: when the old secret stops signing. */
+  previousSecretExpiresAt?: Date | undefined;
+}
+
+export interface RotateSecretRequest {
+  webhookId: string;
+  /**
+   * How long the current secret keeps signing alongside the new one, in
+   * seconds, 0 to 604800 (7 days). Unset: 86400 (24 hours). 0: it stops at
+   * once (e.g. it leaked). A rotation during an overlap drops the secret
+   * before the current one: at most two sign at a time.
+   */
+  overlapSeconds?:
+    | number
+    | undefined;
+  /**
+   * The new secret, when the caller brings its own: "whsec_" and 24 to 64
+   * random bytes in base64 for an HMAC webhook, or an ed25519 private key
+   * ("whsk_...") for an ed25519 one. Empty: the server generates it.
+   */
+  secret: string;
+}
+
+export interface RotateSecretResponse {
+  /**
+   * The new signing secret (whsec_...), or for ed25519 the new public key
+   * (whpk_...). Deliveries carry its signature from now on.
+   */
+  signingSecret: string;
+  signatureScheme: SignatureScheme;
+  /** When the old secret stops signing; unset when it stopped at once. */
+  previousSecretExpiresAt?: Date | undefined;
+}
+
+export interface GetSigningSecretRequest {
+  webhookId: string;
+}
+
+export interface GetSigningSecretResponse {
+  /**
+   * The signing secret (whsec_...) for HMAC, the public key (whpk_...) for
+   * ed25519.
+   */
+  signingSecret: string;
+  signatureScheme: SignatureScheme;
+  /**
+   * During a rotation's overlap: the previous secret or public key, which
+   * signs each delivery too until previous_secret_expires_at. Its prefix
+   * tells its scheme (whsec_: HMAC, whpk_: ed25519), which may differ from the
+   * current one's after the scheme was changed. Empty otherwise.
+   */
+  previousSigningSecret: string;
+  previousSecretExpiresAt?: Date | undefined;
 }
 
 export interface UnregisterWebhookRequest {
@@ -792,6 +921,8 @@ function createBaseWebhook(): Webhook {
     pacePerSecond: 0,
     pausedUntil: undefined,
     filter: "",
+    signatureScheme: 0,
+    previousSecretExpiresAt: undefined,
   };
 }
 
@@ -859,6 +990,12 @@ export const Webhook: MessageFns<Webhook> = {
     }
     if (message.filter !== "") {
       writer.uint32(170).string(message.filter);
+    }
+    if (message.signatureScheme !== 0) {
+      writer.uint32(176).int32(message.signatureScheme);
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.previousSecretExpiresAt), writer.uint32(186).fork()).join();
     }
     return writer;
   },
@@ -1047,6 +1184,22 @@ export const Webhook: MessageFns<Webhook> = {
             message.filter = reader.string();
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.signatureScheme = reader.int32() as any;
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.previousSecretExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1135,6 +1288,16 @@ export const Webhook: MessageFns<Webhook> = {
         ? fromJsonTimestamp(object.paused_until)
         : undefined,
       filter: isSet(object.filter) ? globalThis.String(object.filter) : "",
+      signatureScheme: isSet(object.signatureScheme)
+        ? signatureSchemeFromJSON(object.signatureScheme)
+        : isSet(object.signature_scheme)
+        ? signatureSchemeFromJSON(object.signature_scheme)
+        : 0,
+      previousSecretExpiresAt: isSet(object.previousSecretExpiresAt)
+        ? fromJsonTimestamp(object.previousSecretExpiresAt)
+        : isSet(object.previous_secret_expires_at)
+        ? fromJsonTimestamp(object.previous_secret_expires_at)
+        : undefined,
     };
   },
 
@@ -1209,6 +1372,12 @@ export const Webhook: MessageFns<Webhook> = {
     if (message.filter !== "") {
       obj.filter = message.filter;
     }
+    if (message.signatureScheme !== 0) {
+      obj.signatureScheme = signatureSchemeToJSON(message.signatureScheme);
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      obj.previousSecretExpiresAt = message.previousSecretExpiresAt.toISOString();
+    }
     return obj;
   },
 
@@ -1248,6 +1417,8 @@ export const Webhook: MessageFns<Webhook> = {
     message.pacePerSecond = object.pacePerSecond ?? 0;
     message.pausedUntil = object.pausedUntil ?? undefined;
     message.filter = object.filter ?? "";
+    message.signatureScheme = object.signatureScheme ?? 0;
+    message.previousSecretExpiresAt = object.previousSecretExpiresAt ?? undefined;
     return message;
   },
 };
@@ -2559,6 +2730,7 @@ function createBaseRegisterWebhookRequest(): RegisterWebhookRequest {
     maxInFlight: 0,
     ordering: 0,
     filter: "",
+    signatureScheme: 0,
   };
 }
 
@@ -2602,6 +2774,9 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     }
     if (message.filter !== "") {
       writer.uint32(106).string(message.filter);
+    }
+    if (message.signatureScheme !== 0) {
+      writer.uint32(112).int32(message.signatureScheme);
     }
     return writer;
   },
@@ -2726,6 +2901,14 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
             message.filter = reader.string();
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.signatureScheme = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2778,6 +2961,11 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
         : 0,
       ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : 0,
       filter: isSet(object.filter) ? globalThis.String(object.filter) : "",
+      signatureScheme: isSet(object.signatureScheme)
+        ? signatureSchemeFromJSON(object.signatureScheme)
+        : isSet(object.signature_scheme)
+        ? signatureSchemeFromJSON(object.signature_scheme)
+        : 0,
     };
   },
 
@@ -2828,6 +3016,9 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     if (message.filter !== "") {
       obj.filter = message.filter;
     }
+    if (message.signatureScheme !== 0) {
+      obj.signatureScheme = signatureSchemeToJSON(message.signatureScheme);
+    }
     return obj;
   },
 
@@ -2859,6 +3050,7 @@ export const RegisterWebhookRequest: MessageFns<RegisterWebhookRequest> = {
     message.maxInFlight = object.maxInFlight ?? 0;
     message.ordering = object.ordering ?? 0;
     message.filter = object.filter ?? "";
+    message.signatureScheme = object.signatureScheme ?? 0;
     return message;
   },
 };
@@ -3277,6 +3469,7 @@ function createBaseUpdateWebhookRequest(): UpdateWebhookRequest {
     maxInFlight: undefined,
     ordering: undefined,
     filter: undefined,
+    signatureScheme: 0,
   };
 }
 
@@ -3317,6 +3510,9 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     }
     if (message.filter !== undefined) {
       writer.uint32(98).string(message.filter);
+    }
+    if (message.signatureScheme !== 0) {
+      writer.uint32(104).int32(message.signatureScheme);
     }
     return writer;
   },
@@ -3430,6 +3626,14 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
             message.filter = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.signatureScheme = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3472,6 +3676,11 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
         : undefined,
       ordering: isSet(object.ordering) ? orderingFromJSON(object.ordering) : undefined,
       filter: isSet(object.filter) ? globalThis.String(object.filter) : undefined,
+      signatureScheme: isSet(object.signatureScheme)
+        ? signatureSchemeFromJSON(object.signatureScheme)
+        : isSet(object.signature_scheme)
+        ? signatureSchemeFromJSON(object.signature_scheme)
+        : 0,
     };
   },
 
@@ -3513,6 +3722,9 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     if (message.filter !== undefined) {
       obj.filter = message.filter;
     }
+    if (message.signatureScheme !== 0) {
+      obj.signatureScheme = signatureSchemeToJSON(message.signatureScheme);
+    }
     return obj;
   },
 
@@ -3537,12 +3749,13 @@ export const UpdateWebhookRequest: MessageFns<UpdateWebhookRequest> = {
     message.maxInFlight = object.maxInFlight ?? undefined;
     message.ordering = object.ordering ?? undefined;
     message.filter = object.filter ?? undefined;
+    message.signatureScheme = object.signatureScheme ?? 0;
     return message;
   },
 };
 
 function createBaseUpdateWebhookResponse(): UpdateWebhookResponse {
-  return { webhook: undefined, warnings: [] };
+  return { webhook: undefined, warnings: [], signingSecret: "", previousSecretExpiresAt: undefined };
 }
 
 export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
@@ -3552,6 +3765,12 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
     }
     for (const v of message.warnings) {
       writer.uint32(18).string(v!);
+    }
+    if (message.signingSecret !== "") {
+      writer.uint32(26).string(message.signingSecret);
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.previousSecretExpiresAt), writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -3585,6 +3804,22 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
             message.warnings.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signingSecret = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.previousSecretExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3601,6 +3836,16 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
     return {
       webhook: isSet(object.webhook) ? Webhook.fromJSON(object.webhook) : undefined,
       warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+      signingSecret: isSet(object.signingSecret)
+        ? globalThis.String(object.signingSecret)
+        : isSet(object.signing_secret)
+        ? globalThis.String(object.signing_secret)
+        : "",
+      previousSecretExpiresAt: isSet(object.previousSecretExpiresAt)
+        ? fromJsonTimestamp(object.previousSecretExpiresAt)
+        : isSet(object.previous_secret_expires_at)
+        ? fromJsonTimestamp(object.previous_secret_expires_at)
+        : undefined,
     };
   },
 
@@ -3611,6 +3856,12 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
     }
     if (message.warnings?.length) {
       obj.warnings = message.warnings;
+    }
+    if (message.signingSecret !== "") {
+      obj.signingSecret = message.signingSecret;
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      obj.previousSecretExpiresAt = message.previousSecretExpiresAt.toISOString();
     }
     return obj;
   },
@@ -3624,6 +3875,436 @@ export const UpdateWebhookResponse: MessageFns<UpdateWebhookResponse> = {
       ? Webhook.fromPartial(object.webhook)
       : undefined;
     message.warnings = object.warnings?.map((e) => e) || [];
+    message.signingSecret = object.signingSecret ?? "";
+    message.previousSecretExpiresAt = object.previousSecretExpiresAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRotateSecretRequest(): RotateSecretRequest {
+  return { webhookId: "", overlapSeconds: undefined, secret: "" };
+}
+
+export const RotateSecretRequest: MessageFns<RotateSecretRequest> = {
+  encode(message: RotateSecretRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.webhookId !== "") {
+      writer.uint32(10).string(message.webhookId);
+    }
+    if (message.overlapSeconds !== undefined) {
+      writer.uint32(16).int32(message.overlapSeconds);
+    }
+    if (message.secret !== "") {
+      writer.uint32(26).string(message.secret);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSecretRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSecretRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.webhookId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.overlapSeconds = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.secret = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSecretRequest {
+    return {
+      webhookId: isSet(object.webhookId)
+        ? globalThis.String(object.webhookId)
+        : isSet(object.webhook_id)
+        ? globalThis.String(object.webhook_id)
+        : "",
+      overlapSeconds: isSet(object.overlapSeconds)
+        ? globalThis.Number(object.overlapSeconds)
+        : isSet(object.overlap_seconds)
+        ? globalThis.Number(object.overlap_seconds)
+        : undefined,
+      secret: isSet(object.secret) ? globalThis.String(object.secret) : "",
+    };
+  },
+
+  toJSON(message: RotateSecretRequest): unknown {
+    const obj: any = {};
+    if (message.webhookId !== "") {
+      obj.webhookId = message.webhookId;
+    }
+    if (message.overlapSeconds !== undefined) {
+      obj.overlapSeconds = Math.round(message.overlapSeconds);
+    }
+    if (message.secret !== "") {
+      obj.secret = message.secret;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateSecretRequest>, I>>(base?: I): RotateSecretRequest {
+    return RotateSecretRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateSecretRequest>, I>>(object: I): RotateSecretRequest {
+    const message = createBaseRotateSecretRequest();
+    message.webhookId = object.webhookId ?? "";
+    message.overlapSeconds = object.overlapSeconds ?? undefined;
+    message.secret = object.secret ?? "";
+    return message;
+  },
+};
+
+function createBaseRotateSecretResponse(): RotateSecretResponse {
+  return { signingSecret: "", signatureScheme: 0, previousSecretExpiresAt: undefined };
+}
+
+export const RotateSecretResponse: MessageFns<RotateSecretResponse> = {
+  encode(message: RotateSecretResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signingSecret !== "") {
+      writer.uint32(10).string(message.signingSecret);
+    }
+    if (message.signatureScheme !== 0) {
+      writer.uint32(16).int32(message.signatureScheme);
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.previousSecretExpiresAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSecretResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSecretResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signingSecret = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.signatureScheme = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previousSecretExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSecretResponse {
+    return {
+      signingSecret: isSet(object.signingSecret)
+        ? globalThis.String(object.signingSecret)
+        : isSet(object.signing_secret)
+        ? globalThis.String(object.signing_secret)
+        : "",
+      signatureScheme: isSet(object.signatureScheme)
+        ? signatureSchemeFromJSON(object.signatureScheme)
+        : isSet(object.signature_scheme)
+        ? signatureSchemeFromJSON(object.signature_scheme)
+        : 0,
+      previousSecretExpiresAt: isSet(object.previousSecretExpiresAt)
+        ? fromJsonTimestamp(object.previousSecretExpiresAt)
+        : isSet(object.previous_secret_expires_at)
+        ? fromJsonTimestamp(object.previous_secret_expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RotateSecretResponse): unknown {
+    const obj: any = {};
+    if (message.signingSecret !== "") {
+      obj.signingSecret = message.signingSecret;
+    }
+    if (message.signatureScheme !== 0) {
+      obj.signatureScheme = signatureSchemeToJSON(message.signatureScheme);
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      obj.previousSecretExpiresAt = message.previousSecretExpiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateSecretResponse>, I>>(base?: I): RotateSecretResponse {
+    return RotateSecretResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateSecretResponse>, I>>(object: I): RotateSecretResponse {
+    const message = createBaseRotateSecretResponse();
+    message.signingSecret = object.signingSecret ?? "";
+    message.signatureScheme = object.signatureScheme ?? 0;
+    message.previousSecretExpiresAt = object.previousSecretExpiresAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseGetSigningSecretRequest(): GetSigningSecretRequest {
+  return { webhookId: "" };
+}
+
+export const GetSigningSecretRequest: MessageFns<GetSigningSecretRequest> = {
+  encode(message: GetSigningSecretRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.webhookId !== "") {
+      writer.uint32(10).string(message.webhookId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSigningSecretRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSigningSecretRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.webhookId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSigningSecretRequest {
+    return {
+      webhookId: isSet(object.webhookId)
+        ? globalThis.String(object.webhookId)
+        : isSet(object.webhook_id)
+        ? globalThis.String(object.webhook_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetSigningSecretRequest): unknown {
+    const obj: any = {};
+    if (message.webhookId !== "") {
+      obj.webhookId = message.webhookId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSigningSecretRequest>, I>>(base?: I): GetSigningSecretRequest {
+    return GetSigningSecretRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSigningSecretRequest>, I>>(object: I): GetSigningSecretRequest {
+    const message = createBaseGetSigningSecretRequest();
+    message.webhookId = object.webhookId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetSigningSecretResponse(): GetSigningSecretResponse {
+  return { signingSecret: "", signatureScheme: 0, previousSigningSecret: "", previousSecretExpiresAt: undefined };
+}
+
+export const GetSigningSecretResponse: MessageFns<GetSigningSecretResponse> = {
+  encode(message: GetSigningSecretResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signingSecret !== "") {
+      writer.uint32(10).string(message.signingSecret);
+    }
+    if (message.signatureScheme !== 0) {
+      writer.uint32(16).int32(message.signatureScheme);
+    }
+    if (message.previousSigningSecret !== "") {
+      writer.uint32(26).string(message.previousSigningSecret);
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.previousSecretExpiresAt), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSigningSecretResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSigningSecretResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signingSecret = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.signatureScheme = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previousSigningSecret = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.previousSecretExpiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSigningSecretResponse {
+    return {
+      signingSecret: isSet(object.signingSecret)
+        ? globalThis.String(object.signingSecret)
+        : isSet(object.signing_secret)
+        ? globalThis.String(object.signing_secret)
+        : "",
+      signatureScheme: isSet(object.signatureScheme)
+        ? signatureSchemeFromJSON(object.signatureScheme)
+        : isSet(object.signature_scheme)
+        ? signatureSchemeFromJSON(object.signature_scheme)
+        : 0,
+      previousSigningSecret: isSet(object.previousSigningSecret)
+        ? globalThis.String(object.previousSigningSecret)
+        : isSet(object.previous_signing_secret)
+        ? globalThis.String(object.previous_signing_secret)
+        : "",
+      previousSecretExpiresAt: isSet(object.previousSecretExpiresAt)
+        ? fromJsonTimestamp(object.previousSecretExpiresAt)
+        : isSet(object.previous_secret_expires_at)
+        ? fromJsonTimestamp(object.previous_secret_expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: GetSigningSecretResponse): unknown {
+    const obj: any = {};
+    if (message.signingSecret !== "") {
+      obj.signingSecret = message.signingSecret;
+    }
+    if (message.signatureScheme !== 0) {
+      obj.signatureScheme = signatureSchemeToJSON(message.signatureScheme);
+    }
+    if (message.previousSigningSecret !== "") {
+      obj.previousSigningSecret = message.previousSigningSecret;
+    }
+    if (message.previousSecretExpiresAt !== undefined) {
+      obj.previousSecretExpiresAt = message.previousSecretExpiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSigningSecretResponse>, I>>(base?: I): GetSigningSecretResponse {
+    return GetSigningSecretResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSigningSecretResponse>, I>>(object: I): GetSigningSecretResponse {
+    const message = createBaseGetSigningSecretResponse();
+    message.signingSecret = object.signingSecret ?? "";
+    message.signatureScheme = object.signatureScheme ?? 0;
+    message.previousSigningSecret = object.previousSigningSecret ?? "";
+    message.previousSecretExpiresAt = object.previousSecretExpiresAt ?? undefined;
     return message;
   },
 };
@@ -6181,8 +6862,8 @@ export const WatchDeliveriesResponse: MessageFns<WatchDeliveriesResponse> = {
 export type WebhookServiceService = typeof WebhookServiceService;
 export const WebhookServiceService = {
   /**
-   * RegisterWebhook creates a webhook and returns its signing secret. The secret
-   * is shown only here.
+   * RegisterWebhook creates a webhook and returns its signing secret (HMAC) or
+   * public key (ed25519).
    */
   registerWebhook: {
     path: "/httpqueue.v1.WebhookService/RegisterWebhook" as const,
@@ -6208,6 +6889,38 @@ export const WebhookServiceService = {
     responseSerialize: (value: UpdateWebhookResponse): Buffer =>
       Buffer.from(UpdateWebhookResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateWebhookResponse => UpdateWebhookResponse.decode(value),
+  },
+  /**
+   * RotateSecret gives a webhook a new signing secret (or ed25519 key) of its
+   * scheme. The old one keeps signing alongside it for overlap_seconds, so
+   * that receivers can switch without refusing a delivery.
+   */
+  rotateSecret: {
+    path: "/httpqueue.v1.WebhookService/RotateSecret" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateSecretRequest): Buffer => Buffer.from(RotateSecretRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateSecretRequest => RotateSecretRequest.decode(value),
+    responseSerialize: (value: RotateSecretResponse): Buffer =>
+      Buffer.from(RotateSecretResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateSecretResponse => RotateSecretResponse.decode(value),
+  },
+  /**
+   * GetSigningSecret returns what a receiver verifies a webhook's deliveries
+   * with: its signing secret (HMAC) or public key (ed25519), and during a
+   * rotation's overlap the previous one too. An ed25519 private key is never
+   * returned.
+   */
+  getSigningSecret: {
+    path: "/httpqueue.v1.WebhookService/GetSigningSecret" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSigningSecretRequest): Buffer =>
+      Buffer.from(GetSigningSecretRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSigningSecretRequest => GetSigningSecretRequest.decode(value),
+    responseSerialize: (value: GetSigningSecretResponse): Buffer =>
+      Buffer.from(GetSigningSecretResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSigningSecretResponse => GetSigningSecretResponse.decode(value),
   },
   /**
    * UnregisterWebhook removes a webhook and cancels its pending deliveries. Its
@@ -6369,8 +7082,8 @@ export const WebhookServiceService = {
 
 export interface WebhookServiceServer extends UntypedServiceImplementation {
   /**
-   * RegisterWebhook creates a webhook and returns its signing secret. The secret
-   * is shown only here.
+   * RegisterWebhook creates a webhook and returns its signing secret (HMAC) or
+   * public key (ed25519).
    */
   registerWebhook: handleUnaryCall<RegisterWebhookRequest, RegisterWebhookResponse>;
   /**
@@ -6378,6 +7091,19 @@ export interface WebhookServiceServer extends UntypedServiceImplementation {
    * rest as they are. Deactivating a webhook cancels its pending deliveries.
    */
   updateWebhook: handleUnaryCall<UpdateWebhookRequest, UpdateWebhookResponse>;
+  /**
+   * RotateSecret gives a webhook a new signing secret (or ed25519 key) of its
+   * scheme. The old one keeps signing alongside it for overlap_seconds, so
+   * that receivers can switch without refusing a delivery.
+   */
+  rotateSecret: handleUnaryCall<RotateSecretRequest, RotateSecretResponse>;
+  /**
+   * GetSigningSecret returns what a receiver verifies a webhook's deliveries
+   * with: its signing secret (HMAC) or public key (ed25519), and during a
+   * rotation's overlap the previous one too. An ed25519 private key is never
+   * returned.
+   */
+  getSigningSecret: handleUnaryCall<GetSigningSecretRequest, GetSigningSecretResponse>;
   /**
    * UnregisterWebhook removes a webhook and cancels its pending deliveries. Its
    * delivery history stays visible through the events it received.
@@ -6437,8 +7163,8 @@ export interface WebhookServiceServer extends UntypedServiceImplementation {
 
 export interface WebhookServiceClient extends Client {
   /**
-   * RegisterWebhook creates a webhook and returns its signing secret. The secret
-   * is shown only here.
+   * RegisterWebhook creates a webhook and returns its signing secret (HMAC) or
+   * public key (ed25519).
    */
   registerWebhook(
     request: RegisterWebhookRequest,
@@ -6473,6 +7199,47 @@ export interface WebhookServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateWebhookResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RotateSecret gives a webhook a new signing secret (or ed25519 key) of its
+   * scheme. The old one keeps signing alongside it for overlap_seconds, so
+   * that receivers can switch without refusing a delivery.
+   */
+  rotateSecret(
+    request: RotateSecretRequest,
+    callback: (error: ServiceError | null, response: RotateSecretResponse) => void,
+  ): ClientUnaryCall;
+  rotateSecret(
+    request: RotateSecretRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateSecretResponse) => void,
+  ): ClientUnaryCall;
+  rotateSecret(
+    request: RotateSecretRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateSecretResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetSigningSecret returns what a receiver verifies a webhook's deliveries
+   * with: its signing secret (HMAC) or public key (ed25519), and during a
+   * rotation's overlap the previous one too. An ed25519 private key is never
+   * returned.
+   */
+  getSigningSecret(
+    request: GetSigningSecretRequest,
+    callback: (error: ServiceError | null, response: GetSigningSecretResponse) => void,
+  ): ClientUnaryCall;
+  getSigningSecret(
+    request: GetSigningSecretRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSigningSecretResponse) => void,
+  ): ClientUnaryCall;
+  getSigningSecret(
+    request: GetSigningSecretRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSigningSecretResponse) => void,
   ): ClientUnaryCall;
   /**
    * UnregisterWebhook removes a webhook and cancels its pending deliveries. Its
