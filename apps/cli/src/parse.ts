@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "commander";
-import { parseDuration } from "@httpqueue/sdk";
+import { parseDuration, SignatureScheme } from "@httpqueue/sdk";
 
 /** Option parsers: each returns the value or throws InvalidArgumentError (exit 2). */
 
@@ -31,6 +31,28 @@ export function parseSeconds(text: string): number {
   if (seconds === undefined) throw new InvalidArgumentError("Use whole seconds, or a duration such as 30s, 15m or 1h.");
   if (seconds <= 0 || !Number.isSafeInteger(seconds)) throw new InvalidArgumentError("It must be at least 1 second.");
   return seconds;
+}
+
+const MAX_OVERLAP_SECONDS = 7 * 86_400;
+
+/** A rotation's overlap: whole seconds from 0 (none) to 7 days, bare ("3600") or with a unit ("30m", "24h", "7d"). */
+export function parseOverlap(text: string): number {
+  const seconds = wholeSeconds(text);
+  if (seconds === undefined) throw new InvalidArgumentError("Use a duration such as 30m, 24h or 7d, or whole seconds.");
+  if (seconds > MAX_OVERLAP_SECONDS) throw new InvalidArgumentError("It must be at most 7d.");
+  return seconds;
+}
+
+/** "hmac-sha256" or "ed25519" → the API's SignatureScheme. */
+export function parseSignatureScheme(text: string): SignatureScheme {
+  switch (text.trim().toLowerCase()) {
+    case "hmac-sha256":
+      return SignatureScheme.SIGNATURE_SCHEME_HMAC_SHA256;
+    case "ed25519":
+      return SignatureScheme.SIGNATURE_SCHEME_ED25519;
+    default:
+      throw new InvalidArgumentError("Use hmac-sha256 or ed25519.");
+  }
 }
 
 /** A whole number of at least 1. */

@@ -71,7 +71,8 @@ describe("webhookctl webhooks", () => {
     assert.match(result.stdout, /^Timeout {6}12s$/m);
     assert.match(result.stdout, /^Active {7}yes$/m);
     assert.match(result.stdout, new RegExp(`^Created {6}${TIME.source}$`, "m"));
-    assert.match(result.stdout, /Signing secret \(shown only once: store it with the receiver\)\n {2}whsec_\S+\n$/);
+    assert.match(result.stdout, /^Signing {6}HMAC-SHA256 \(v1 signatures\)$/m);
+    assert.match(result.stdout, /Signing secret \(store it with the receiver\)\n {2}whsec_\S+\n$/);
 
     const json = await register("user", "json", ["--inactive", "--method", "put"]);
     assert.match(json.signingSecret, /^whsec_/);
@@ -146,6 +147,8 @@ describe("webhookctl webhooks", () => {
       "failingSince",
       "pacePerSecond",
       "pausedUntil",
+      "signatureScheme",
+      "previousSecretExpiresAt",
     ]);
 
     assert.equal(await ok(["webhooks", "list", "--namespace", "nobody-here"], { env }), "No webhooks.\n");

@@ -2,6 +2,7 @@ import { Option, type Command } from "commander";
 import {
   DisabledReason,
   Ordering,
+  SignatureScheme,
   type DeliveryCount,
   type RetryPolicy,
   type UpdateWebhookRequest,
@@ -18,9 +19,11 @@ import {
   parsePositiveInt,
   parseRetrySchedule,
   parseSeconds,
+  parseSignatureScheme,
 } from "../parse.js";
 import type { Cli } from "../context.js";
 import { registerRecoveryCommands } from "./recovery.js";
+import { keyTitle, overlapNote, registerSecretCommands, schemeName } from "./secrets.js";
 
 interface RegisterOptions {
   namespace: string;
@@ -37,6 +40,7 @@ interface RegisterOptions {
   maxInFlight?: number;
   ordered?: boolean;
   filter?: string;
+  signatureScheme?: SignatureScheme;
 }
 
 interface ListOptions {
@@ -64,6 +68,7 @@ interface UpdateOptions {
   unordered?: boolean;
   filter?: string;
   clearFilter?: boolean;
+  signatureScheme?: SignatureScheme;
 }
 
 const METHODS = "GET, POST, PUT, PATCH or DELETE";
@@ -85,6 +90,11 @@ const MAX_IN_FLIGHT = {
 const ORDERED = {
   flags: "--ordered",
   help: "deliver events with the same ordering key one after another, in push order (see events push --ordering-key); events pushed without a key share one order, so one retrying holds back all of them",
+};
+
+const SIGNATURE_SCHEME = {
+  flags: "--signature-scheme <scheme>",
+  help: "how deliveries are signed: hmac-sha256 (a secret shared with the receiver, whsec_...) or ed25519 (the receiver holds only a public key, whpk_...)",
 };
 
 const FILTER = {
@@ -129,12 +139,14 @@ Examples:
     .option(MAX_IN_FLIGHT.flags, MAX_IN_FLIGHT.help, parseCount)
     .option(ORDERED.flags, ORDERED.help)
     .option(FILTER.flags, `${FILTER.help} (default: every payload)`, parseFilter)
+    .option(SIGNATURE_SCHEME.flags, `${SIGNATURE_SCHEME.help} (default: hmac-sha256)`, parseSignatureScheme)
     .addHelpText(
       "after",
       `
-The signing secret (whsec_...) is shown only once: store it with the receiver,
-which checks each delivery's webhook-signature with it (see verifyWebhook in
-@httpqueue/sdk, or any Standard Webhooks library).
+Prints the signing secret (whsec_...), or for --signature-scheme ed25519 the
+public key (whpk_...): store it with the receiver, which checks each
+delivery's webhook-signature with it (see verifyWebhook in @httpqueue/sdk, or
+any Standard Webhooks library). 'webhooks secret' shows it again.
 
 Examples:
   $ webhookctl webhooks register --namespace user --event signup \\
@@ -144,7 +156,8 @@ Examples:
       --retry-schedule 1s,10s,1m --max-attempts 5 --rate-limit 50 --max-in-flight 8 --ordered
   $ webhookctl webhooks register --namespace shop --event 'order.*' --url https://example.com/orders \\
       --filter '{"plan":"pro","country":["DE","FR"]}'
-  $ webhookctl webhooks register --namespace shop --event '*' --url https://example.com/all --filter @filter.json`,
+  $ webhookctl webhooks register --namespace shop --event '*' --url https://example.com/all --filter @filter.json
+  $ webhookctl webhooks register --namespace user --event signup --url https://example.com/h --signature-scheme ed25519`,
     )
     .action(
       cli.action<RegisterOptions>(async (ctx, o) => {
@@ -165,11 +178,13 @@ Examples:
           maxInFlight: o.maxInFlight,
           ordering: o.ordered ? Ordering.ORDERING_BY_KEY : undefined,
           filter: o.filter,
+          signatureScheme: o.signatureScheme,
         });
+        const scheme = res.webhook?.signatureScheme ?? SignatureScheme.SIGNATURE_SCHEME_HMAC_SHA256;
         ctx.print(
           () =>
             `Registered webhook ${res.webhookId}\n\n${webhookDetails(ctx.c, res.webhook)}\n` +
-            `${ctx.c.bold("Signing secret")} (shown only once: store it with the receiver)\n  ${res.signingSecret}\n`,
+            `${ctx.c.bold(keyTitle(scheme))} (store it with the receiver)\n  ${res.signingSecret}\n`,
           () => ({
             webhookId: res.webhookId,
             webhook: res.webhook && webhookJson(res.webhook),
@@ -263,18 +278,26 @@ Examples:
     .addOption(new Option("--unordered", "deliver without keeping order").conflicts("ordered"))
     .option(FILTER.flags, `replace the filter: ${FILTER.help}`, parseFilter)
     .addOption(new Option("--clear-filter", "remove the filter: every payload is delivered").conflicts("filter"))
+    .option(
+      SIGNATURE_SCHEME.flags,
+      `${SIGNATURE_SCHEME.help}; a new scheme gets a new key, printed once, and the old secret signs too for 24h`,
+      parseSignatureScheme,
+    )
     .addHelpText(
       "after",
       `
 Activating a webhook that was deactivated (by hand, or by the server: its
 receiver answered 410 Gone, or failed for AUTO_DISABLE_AFTER) starts it clean.
+Changing --signature-scheme rotates in a key of the new scheme: for 24 hours
+deliveries carry a signature of each kind (see 'webhooks rotate-secret').
 
 Examples:
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --url https://example.com/v2/signup --request-timeout 15
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --inactive
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --max-attempts 3 --rate-limit 10
   $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --filter '{"plan":"pro","country":["DE","FR"]}'
-  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --clear-filter`,
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --clear-filter
+  $ webhookctl webhooks update 0190a0d4-7b1c-7e2a-9f00-3c2d1e0f4a5b --signature-scheme ed25519`,
     )
     .action(
       cli.action<UpdateOptions>(async (ctx, o, [webhookId = ""]) => {
@@ -302,15 +325,26 @@ Examples:
         if (o.unordered) request.ordering = Ordering.ORDERING_NONE;
         if (o.filter !== undefined) request.filter = o.filter;
         if (o.clearFilter) request.filter = "";
+        if (o.signatureScheme !== undefined) request.signatureScheme = o.signatureScheme;
         if (Object.keys(request).length === 1) {
           throw new UsageError(
-            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --request-timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered, --filter, --clear-filter",
+            "nothing to update: give at least one of --url, --method, --header, --clear-headers, --request-timeout, --active, --inactive, --description, --retry-schedule, --max-attempts, --default-retries, --rate-limit, --max-in-flight, --ordered, --unordered, --filter, --clear-filter, --signature-scheme",
           );
         }
-        const { webhook, warnings } = await ctx.client.updateWebhook(request);
+        const { webhook, warnings, signingSecret, previousSecretExpiresAt } = await ctx.client.updateWebhook(request);
+        const newKey = () =>
+          signingSecret === "" || !webhook
+            ? ""
+            : `${ctx.c.bold(`New ${keyTitle(webhook.signatureScheme).toLowerCase()}`)} (store it with the receiver)\n  ${signingSecret}\n\n` +
+              overlapNote(ctx.c, previousSecretExpiresAt);
         ctx.print(
-          () => `Updated webhook ${webhookId}\n\n${webhookDetails(ctx.c, webhook)}`,
-          () => ({ webhook: webhook && webhookJson(webhook), warnings }),
+          () => `Updated webhook ${webhookId}\n\n${webhookDetails(ctx.c, webhook)}${newKey()}`,
+          () => ({
+            webhook: webhook && webhookJson(webhook),
+            warnings,
+            signingSecret,
+            previousSecretExpiresAt: previousSecretExpiresAt?.toISOString() ?? null,
+          }),
         );
         for (const warning of warnings) ctx.note(`warning: ${warning}`);
       }),
@@ -339,6 +373,7 @@ Examples:
     );
 
   registerRecoveryCommands(webhooks, cli);
+  registerSecretCommands(webhooks, cli);
 }
 
 export function webhookDetails(c: Colors, w: Webhook | undefined, counts?: DeliveryCount[]): string {
@@ -359,7 +394,11 @@ export function webhookDetails(c: Colors, w: Webhook | undefined, counts?: Deliv
     ["Rate limit", w.rateLimitPerSecond > 0 ? `${w.rateLimitPerSecond}/s` : "none"],
     ["In flight", w.maxInFlight > 0 ? `at most ${w.maxInFlight} per server` : "server default"],
     ["Ordering", w.ordering === Ordering.ORDERING_BY_KEY ? "by ordering key" : "none"],
+    ["Signing", schemeName(w.signatureScheme)],
   ];
+  if (w.previousSecretExpiresAt) {
+    fields.push(["Rotation", `the previous secret signs too until ${formatTime(w.previousSecretExpiresAt)}`]);
+  }
   if (!w.active) fields.push(["Disabled", formatDisabled(w)]);
   if (w.failingSince) fields.push(["Failing since", c.red(formatTime(w.failingSince))]);
   if (w.pacePerSecond > 0) {

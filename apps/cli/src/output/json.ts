@@ -4,6 +4,7 @@ import {
   type WatchDeliveriesResponse,
   disabledReasonToJSON,
   orderingToJSON,
+  signatureSchemeToJSON,
   type Delivery,
   type DeliveryCount,
   type Event,
@@ -40,6 +41,8 @@ export function webhookJson(w: Webhook) {
     failingSince: iso(w.failingSince),
     pacePerSecond: w.pacePerSecond,
     pausedUntil: iso(w.pausedUntil),
+    signatureScheme: signatureSchemeToJSON(w.signatureScheme),
+    previousSecretExpiresAt: iso(w.previousSecretExpiresAt),
   };
 }
 
