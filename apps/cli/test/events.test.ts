@@ -138,6 +138,19 @@ describe("webhookctl events push and status", () => {
     assert.equal(status.deliveries.length, 1, "the repeat delivered nothing new");
   });
 
+  it("fails with exit 1 and the server's message when the idempotency key holds another payload", async () => {
+    const args = ["events", "push", "--namespace", "shop", "--event", "order", "--idempotency-key", "order-6"];
+    const { eventId } = await okJson<{ eventId: string }>([...args, '{"id":6}'], { env });
+    const other = await runCli([...args, '{"id":7}'], { env });
+    assert.equal(other.code, 1, other.stderr);
+    assert.equal(other.stdout, "");
+    assert.equal(
+      other.stderr,
+      `error: ALREADY_EXISTS: idempotency_key: "order-6" was used in namespace "shop" by event ${eventId} with a different payload; ` +
+        "a repeat within the idempotency window must have the same event name and payload\n",
+    );
+  });
+
   it("refuses a payload that is missing, empty, unreadable or not JSON with exit 2", async () => {
     const cases: [string[], string | undefined, RegExp][] = [
       [["{not json"], undefined, /the payload \(argument\) is not valid JSON/],

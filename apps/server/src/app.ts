@@ -129,6 +129,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       maxTtlSeconds: config.maxTtlSeconds,
       maxPayloadBytes: config.maxPayloadBytes,
       maxAttempts: config.maxAttempts,
+      idempotencyWindowSeconds: config.idempotencyWindowSeconds,
     });
 
     const healthDeps = { db, config, logger, metrics };

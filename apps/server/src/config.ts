@@ -47,6 +47,8 @@ export interface Config {
   healthCheckIntervalMs: number;
   /** Readiness fails once a due job of httpqueue's tasks has waited this long (ms); 0: not checked. */
   queueStallAfterMs: number;
+  /** How long an idempotency key is remembered, in seconds. */
+  idempotencyWindowSeconds: number;
   /** Queue depth and webhook counts are read from the database at most this often. */
   metricsQueryIntervalMs: number;
   /** Messages a WatchDeliveries client may leave unread (for 10 s at most, then it is ended: RESOURCE_EXHAUSTED). */
@@ -103,6 +105,7 @@ export const DEFAULTS = {
   SHUTDOWN_TIMEOUT: "30s",
   HEALTH_CHECK_INTERVAL: "5s",
   QUEUE_STALL_AFTER: "2m",
+  IDEMPOTENCY_WINDOW: "24h",
   METRICS_QUERY_INTERVAL: "10s",
   METRICS_EVENT_LABEL_LIMIT: "100",
   WATCH_BUFFER: "1000",
@@ -126,6 +129,7 @@ const duration = (min: number, max: number) =>
     .pipe(z.number().min(min, `must be at least ${min}ms`).max(max, `must be at most ${max}ms`));
 
 const HOUR = 3_600_000;
+const YEAR = 365 * 24 * HOUR;
 
 const schema = z.object({
   DATABASE_URL: z
@@ -184,6 +188,8 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
   QUEUE_STALL_AFTER: duration(0, 24 * HOUR).refine((ms) => ms === 0 || ms >= 1000, "must be 0 (off) or at least 1s"),
+  // Whole seconds (push_settings keeps seconds).
+  IDEMPOTENCY_WINDOW: duration(1000, YEAR).refine((ms) => ms % 1000 === 0, "must be whole seconds"),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
   METRICS_EVENT_LABEL_LIMIT: int(0, 10_000),
   // At least the streams' high-water mark (16 messages), so that a full buffer always ends in 'drain'.
@@ -265,6 +271,7 @@ function settings(e: z.infer<typeof schema>) {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,
     queueStallAfterMs: e.QUEUE_STALL_AFTER,
+    idempotencyWindowSeconds: e.IDEMPOTENCY_WINDOW / 1000,
     metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,
     metricsEventLabelLimit: e.METRICS_EVENT_LABEL_LIMIT,
     watchBuffer: e.WATCH_BUFFER,

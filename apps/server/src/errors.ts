@@ -90,3 +90,25 @@ export function isConcurrencyConflict(err: unknown): boolean {
 export class OverloadedError extends Error {
   override name = "OverloadedError";
 }
+
+/**
+ * A push whose idempotency key was used in its namespace, within the
+ * idempotency window, by an event with another name or payload: nothing was
+ * stored. The message names the key (never the payload).
+ */
+export class IdempotencyKeyConflictError extends Error {
+  override name = "IdempotencyKeyConflictError";
+  constructor(
+    readonly key: string,
+    readonly namespace: string,
+    /** The event that holds the key. */
+    readonly eventId: string,
+    readonly differs: "event" | "payload",
+  ) {
+    super(
+      `idempotency_key: ${JSON.stringify(key)} was used in namespace ${JSON.stringify(namespace)} by event ${eventId} ` +
+        `with a different ${differs === "event" ? "event name" : "payload"}; a repeat within the idempotency window ` +
+        `must have the same event name and payload`,
+    );
+  }
+}

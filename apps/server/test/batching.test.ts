@@ -12,6 +12,7 @@ import {
   type NewEvent,
 } from "../src/db/events.js";
 import { fetchDueDeliveries, finishRunner, startRunner, type PaceRow } from "../src/db/runners.js";
+import { IdempotencyKeyConflictError } from "../src/errors.js";
 import { createMigratedDatabase } from "./helpers/server.js";
 
 // The statements that concurrent callers share (db/batcher.ts), against the
@@ -106,7 +107,11 @@ describe("statements shared by concurrent callers", () => {
     await addWebhooks("idem", 1);
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        insertEvent(db, event({ event: "idem", idempotencyKey: "same", payload: `{"i":${i}}` })),
+        // The same JSON written three ways: the same payload.
+        insertEvent(
+          db,
+          event({ event: "idem", idempotencyKey: "same", payload: ['{"i":1}', '{ "i": 1 }', '{"i":1.0}'][i % 3] }),
+        ),
       ),
     );
     const stored = results.filter((r) => !r.duplicate);
@@ -120,6 +125,36 @@ describe("statements shared by concurrent callers", () => {
     assert.equal(row?.n, 1);
     const deliveries = await deliveriesOf([stored[0]!.eventId]);
     assert.equal(deliveries.get(stored[0]!.eventId)?.n, 1, "one delivery, not twenty");
+  });
+
+  it("refuses only the push whose key another payload holds; the others in its statement are answered", async () => {
+    const results = await Promise.allSettled([
+      insertEvent(db, event({ event: "keys", idempotencyKey: "k-a", payload: '{"a":1}' })),
+      insertEvent(db, event({ event: "keys", idempotencyKey: "k-a", payload: '{"a":2}' })),
+      insertEvent(db, event({ event: "keys", idempotencyKey: "k-b", payload: '{"b":1}' })),
+      insertEvent(db, event({ event: "keys", idempotencyKey: "k-a", payload: '{"a":1}' })),
+      insertEvent(db, event({ event: "other", idempotencyKey: "k-b", payload: '{"b":1}' })),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["fulfilled", "rejected", "fulfilled", "fulfilled", "rejected"],
+    );
+    const [first, payload, second, repeat, name] = results;
+    assert.ok(first.status === "fulfilled" && repeat.status === "fulfilled" && second.status === "fulfilled");
+    assert.deepEqual(repeat.value, { eventId: first.value.eventId, duplicate: true });
+    assert.equal(second.value.duplicate, false);
+    for (const [result, differs, holder] of [
+      [payload, "payload", first.value.eventId],
+      [name, "event", second.value.eventId],
+    ] as const) {
+      assert.ok(result.status === "rejected");
+      assert.ok(result.reason instanceof IdempotencyKeyConflictError, String(result.reason));
+      assert.equal(result.reason.differs, differs);
+      assert.equal(result.reason.eventId, holder);
+    }
+    const rows = await database.sql<{ n: number }[]>`
+      select count(*)::int as n from event_records where namespace = 'batch' and event in ('keys', 'other')`;
+    assert.equal(rows[0]?.n, 2, "one event per key");
   });
 
   it("fails only the push that the database refuses; the others in its statement are stored", async () => {
@@ -201,7 +236,7 @@ describe("statements shared by concurrent callers", () => {
         db,
         Array.from({ length: inline + 10 }, () => event({ event: "bound" })),
       )
-    ).map((id) => id ?? "");
+    ).map((stored) => stored.id ?? "");
     const deliveries = await deliveriesOf(ids);
     assert.equal(deliveries.size, inline, "the events up to the bound got their deliveries in the statement");
     assert.ok([...deliveries.values()].every((row) => row.n === perEvent));

@@ -290,11 +290,15 @@ describe("event intake", () => {
       }
 
       const key = `k-${Date.now()}`;
-      const [a] = await sql<{ id: string }[]>`select httpqueue.push_event('n', 'e', '{}', 0, '{}', ${key}) as id`;
+      const [a] = await sql<{ id: string }[]>`select httpqueue.push_event('n', 'e', '{"x": 1}', 0, '{}', ${key}) as id`;
       const [b] = await sql<
         { id: string }[]
-      >`select httpqueue.push_event('n', 'e', '{"other": 1}', 0, '{}', ${key}) as id`;
+      >`select httpqueue.push_event('n', 'e', '{ "x" : 1 }', 0, '{}', ${key}) as id`;
       assert.equal(b?.id, a?.id);
+      // Another payload under the key: refused (see idempotency.test.ts).
+      await assert.rejects(sql`select httpqueue.push_event('n', 'e', '{"other": 1}', 0, '{}', ${key})`, {
+        code: "23505",
+      });
     });
   });
 });

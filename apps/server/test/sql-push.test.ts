@@ -341,17 +341,28 @@ describe("pushEventInTransaction", () => {
         assert.equal(undone, undefined, "the rolled-back savepoint's event is not stored");
       });
 
-      it("returns the first event's id for a repeated idempotency key", async () => {
+      it("returns the first event's id for a repeated idempotency key, and refuses another payload with 23505", async () => {
         await hook(namespace, "idem");
         const [first, again] = await driver.transaction(async (tx) => [
-          await tx.push({ namespace, event: "idem", payload: 1, idempotencyKey: "order-7" }),
-          await tx.push({ namespace, event: "idem", payload: 2, idempotencyKey: "order-7" }),
+          await tx.push({ namespace, event: "idem", payload: { n: 1 }, idempotencyKey: "order-7" }),
+          await tx.push({ namespace, event: "idem", payload: { n: 1 }, idempotencyKey: "order-7" }),
         ]);
         assert.equal(again.eventId, first.eventId);
         const later = await driver.transaction((tx) =>
-          tx.push({ namespace, event: "idem", payload: 3, idempotencyKey: "order-7" }),
+          tx.push({ namespace, event: "idem", payload: { n: 1 }, idempotencyKey: "order-7" }),
         );
         assert.equal(later.eventId, first.eventId);
+        await assert.rejects(
+          driver.transaction((tx) =>
+            tx.push({ namespace, event: "idem", payload: { n: 2 }, idempotencyKey: "order-7" }),
+          ),
+          (err: unknown) => {
+            assert.ok(err instanceof postgres.PostgresError || err instanceof pg.DatabaseError, String(err));
+            assert.equal(err.code, "23505");
+            assert.match(err.message, /^idempotency_key: "order-7" was used in namespace /);
+            return true;
+          },
+        );
       });
 
       it("passes the function's SQLSTATE 22023 errors through as the driver reports them", async () => {

@@ -1,6 +1,11 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { toWellFormed } from "@httpqueue/proto";
-import { isConcurrencyConflict, isDatabaseUnavailable, OverloadedError } from "../errors.js";
+import {
+  IdempotencyKeyConflictError,
+  isConcurrencyConflict,
+  isDatabaseUnavailable,
+  OverloadedError,
+} from "../errors.js";
 
 /** An error meant for the caller: its code and message go on the wire as they are. */
 export class ApiError extends Error {
@@ -20,13 +25,17 @@ export const notFound = (message: string) => new ApiError(status.NOT_FOUND, mess
 
 /**
  * The one place where an error becomes a gRPC status. ApiErrors keep their
- * code and message; a database that cannot be reached is UNAVAILABLE; a
+ * code and message; an idempotency key held by another event is
+ * ALREADY_EXISTS; a database that cannot be reached is UNAVAILABLE; a
  * transaction that lost a race with a concurrent one (a deadlock) is ABORTED,
  * changed nothing and can be retried; anything else is INTERNAL with a
  * generic message (the details go to the log).
  */
 export function toServiceError(err: unknown): { error: Partial<ServiceError>; unexpected: boolean } {
   if (err instanceof ApiError) return { error: serviceError(err.code, err.message), unexpected: false };
+  if (err instanceof IdempotencyKeyConflictError) {
+    return { error: serviceError(status.ALREADY_EXISTS, err.message), unexpected: false };
+  }
   if (err instanceof OverloadedError) {
     return {
       error: serviceError(status.RESOURCE_EXHAUSTED, "the server is busy storing earlier calls; retry shortly"),

@@ -1,4 +1,5 @@
 import { and, desc, eq, getTableColumns, gte, lt, sql } from "drizzle-orm";
+import { IdempotencyKeyConflictError } from "../errors.js";
 import { createBatcher } from "./batcher.js";
 import { perDatabase, type Db, type Queryable } from "./client.js";
 import { preparedStatement } from "./prepared.js";
@@ -23,6 +24,16 @@ export interface NewEvent {
 export interface InsertedEvent {
   eventId: string;
   duplicate: boolean;
+}
+
+/** What the push statement made of one push (see httpqueue_store_events in the migrations). */
+export interface StoredEvent {
+  /** The new event's id; null when the push's idempotency key was held. */
+  id: string | null;
+  /** The event that holds the key, when nothing was stored. */
+  existingId: string | null;
+  /** How that event differs from the push; null when the push repeats it. */
+  mismatch: "event" | "payload" | null;
 }
 
 /**
@@ -54,22 +65,22 @@ const batcherFor = perDatabase((db) =>
  * the event is never stored without what delivers it, nor anything queued
  * without its event; resolves once that statement committed. Concurrent
  * calls share the statement (see `storeEvents`). With an idempotency key
- * already used in the namespace, stores nothing and returns the first
- * event's id.
+ * used in the namespace within the idempotency window (by an earlier push,
+ * one in the same statement, or one that committed while we waited on it),
+ * stores nothing: returns that event's id when the push repeats its name and
+ * payload, and throws an IdempotencyKeyConflictError when it does not.
  */
 export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEvent> {
-  const id = await batcherFor(db).add(input);
+  const { id, existingId, mismatch } = await batcherFor(db).add(input);
   if (id !== null) return { eventId: id, duplicate: false };
-  if (input.idempotencyKey === null) throw new Error("event insert returned no row");
-  // The key was used before (by an earlier push, one in the same statement, or
-  // one that committed while we waited on it).
-  const e = eventRecords;
-  const [existing] = await db
-    .select({ id: e.id })
-    .from(e)
-    .where(and(eq(e.namespace, input.namespace), eq(e.idempotencyKey, input.idempotencyKey)));
-  if (!existing) throw new Error("idempotency key conflict without a stored event");
-  return { eventId: existing.id, duplicate: true };
+  if (existingId === null) {
+    // The key's event went (retention) between the insert and the read that followed it.
+    throw new Error("event insert returned no row, and no event holds its idempotency key");
+  }
+  if (mismatch !== null) {
+    throw new IdempotencyKeyConflictError(input.idempotencyKey ?? "", input.namespace, existingId, mismatch);
+  }
+  return { eventId: existingId, duplicate: true };
 }
 
 /**
@@ -89,8 +100,13 @@ export const MAX_STATEMENT_DELIVERIES = 5_000;
 // The push itself is httpqueue_store_events (in the migrations), which
 // httpqueue.push_event, the push from SQL, calls too: one definition of
 // what a push stores and queues.
-const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql`
-  select ord, id from httpqueue_store_events(
+const storeStatement = preparedStatement<{
+  ord: number;
+  id: string | null;
+  existing_id: string | null;
+  mismatch: "event" | "payload" | null;
+}>(sql`
+  select ord, id, existing_id, mismatch from httpqueue_store_events(
     ${sql.placeholder("input")}::json,
     ${sql.raw(String(MAX_INLINE_FANOUT))},
     ${sql.raw(String(MAX_STATEMENT_DELIVERIES))}
@@ -100,12 +116,13 @@ const storeStatement = preparedStatement<{ ord: number; id: string | null }>(sql
 
 /**
  * Stores the events, creates their deliveries and queues their jobs in one
- * statement (one commit, one NOTIFY). Returns each event's id, or null for
- * one not stored because its idempotency key was taken, in the given order;
- * of two events with the same key, the first is stored. `db` may be a
- * transaction, to store more than one statement takes in one commit.
+ * statement (one commit, one NOTIFY). Returns, in the given order, each
+ * event's id, or for one not stored because its idempotency key was held
+ * within the window (of push_settings), the event holding it and whether it
+ * differs; of two events with the same key, the first is stored. `db` may be
+ * a transaction, to store more than one statement takes in one commit.
  */
-export async function storeEvents(db: Queryable, inputs: NewEvent[]): Promise<(string | null)[]> {
+export async function storeEvents(db: Queryable, inputs: NewEvent[]): Promise<StoredEvent[]> {
   const input = inputs.map((e, ord) => ({
     ord,
     namespace: e.namespace,
@@ -118,7 +135,7 @@ export async function storeEvents(db: Queryable, inputs: NewEvent[]): Promise<(s
     max_attempts: e.maxAttempts,
   }));
   const rows = await storeStatement(db, { input: JSON.stringify(input) });
-  return rows.map((row) => row.id);
+  return rows.map((row) => ({ id: row.id, existingId: row.existing_id, mismatch: row.mismatch }));
 }
 
 export async function findEvent(db: Db, id: string): Promise<EventRow | undefined> {
@@ -159,10 +176,19 @@ export async function listEvents(
   return rows.map((row) => ({ ...row, payload: "" }));
 }
 
-/** Records the settings a push made in SQL (httpqueue.push_event) follows: the server's. */
+/**
+ * Records the settings a push made in SQL (httpqueue.push_event) follows, and
+ * the idempotency window every push does: the server's.
+ */
 export async function savePushSettings(
   db: Db,
-  settings: { defaultTtlSeconds: number; maxTtlSeconds: number; maxPayloadBytes: number; maxAttempts: number },
+  settings: {
+    defaultTtlSeconds: number;
+    maxTtlSeconds: number;
+    maxPayloadBytes: number;
+    maxAttempts: number;
+    idempotencyWindowSeconds: number;
+  },
 ): Promise<void> {
   await db
     .insert(pushSettings)

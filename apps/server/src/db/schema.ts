@@ -119,6 +119,8 @@ export const pushSettings = pgTable(
     maxTtlSeconds: integer("max_ttl_seconds").notNull(),
     maxPayloadBytes: integer("max_payload_bytes").notNull(),
     maxAttempts: integer("max_attempts").notNull(),
+    /** How long an idempotency key is remembered (IDEMPOTENCY_WINDOW). */
+    idempotencyWindowSeconds: integer("idempotency_window_seconds").notNull().default(86400),
     updatedAt: updatedAt(),
   },
   (t) => [check("push_settings_one_row", sql`${t.id} = 1`)],
@@ -156,6 +158,11 @@ export const eventRecords = pgTable(
     // ListEvents by namespace, newest first (ids are time-ordered), and
     // ReplayMissed: a namespace's events since a time.
     index("event_records_namespace_idx").on(t.namespace, t.id),
+    // Retention: the oldest events that still have their payload (PAYLOAD_RETENTION),
+    // without reading those whose payload is gone.
+    index("event_records_payload_kept_idx")
+      .on(t.id)
+      .where(sql`${t.payloadRemovedAt} is null`),
   ],
 );
 
