@@ -85,6 +85,7 @@ export function toEvent(row: EventRow): Event {
     orderingKey: row.orderingKey,
     createdAt: row.createdAt,
     expiresAt: row.expiresAt,
+    payloadRemovedAt: row.payloadRemovedAt ?? undefined,
   };
 }
 

@@ -352,6 +352,11 @@ export interface Event {
     | undefined;
   /** See PushEventRequest. */
   orderingKey: string;
+  /**
+   * Set once retention (PAYLOAD_RETENTION) removed the payload, which is then
+   * empty: the event's deliveries can no longer be sent again.
+   */
+  payloadRemovedAt?: Date | undefined;
 }
 
 export interface Event_MetadataEntry {
@@ -625,8 +630,11 @@ export interface PushEventRequest {
   ttlSeconds: number;
   metadata: { [key: string]: string };
   /**
-   * When set, a second push with the same key in the same namespace returns the
-   * first event's id with duplicate = true and delivers nothing new.
+   * When set, a second push with the same key in the same namespace within the
+   * server's IDEMPOTENCY_WINDOW (24h by default) returns the first event's id
+   * with duplicate = true and delivers nothing new, provided its event name and
+   * payload (compared as JSON) are the same; with a different event name or
+   * payload it fails with ALREADY_EXISTS. After the window the key is free.
    */
   idempotencyKey: string;
   /**
@@ -1520,6 +1528,7 @@ function createBaseEvent(): Event {
     createdAt: undefined,
     expiresAt: undefined,
     orderingKey: "",
+    payloadRemovedAt: undefined,
   };
 }
 
@@ -1554,6 +1563,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.orderingKey !== "") {
       writer.uint32(82).string(message.orderingKey);
+    }
+    if (message.payloadRemovedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.payloadRemovedAt), writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1654,6 +1666,14 @@ export const Event: MessageFns<Event> = {
             message.orderingKey = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.payloadRemovedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1711,6 +1731,11 @@ export const Event: MessageFns<Event> = {
         : isSet(object.ordering_key)
         ? globalThis.String(object.ordering_key)
         : "",
+      payloadRemovedAt: isSet(object.payloadRemovedAt)
+        ? fromJsonTimestamp(object.payloadRemovedAt)
+        : isSet(object.payload_removed_at)
+        ? fromJsonTimestamp(object.payload_removed_at)
+        : undefined,
     };
   },
 
@@ -1752,6 +1777,9 @@ export const Event: MessageFns<Event> = {
     if (message.orderingKey !== "") {
       obj.orderingKey = message.orderingKey;
     }
+    if (message.payloadRemovedAt !== undefined) {
+      obj.payloadRemovedAt = message.payloadRemovedAt.toISOString();
+    }
     return obj;
   },
 
@@ -1778,6 +1806,7 @@ export const Event: MessageFns<Event> = {
     message.createdAt = object.createdAt ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.orderingKey = object.orderingKey ?? "";
+    message.payloadRemovedAt = object.payloadRemovedAt ?? undefined;
     return message;
   },
 };
