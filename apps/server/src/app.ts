@@ -10,7 +10,7 @@ import { addReflectionService, REFLECTION_SERVICE_NAMES } from "./api/reflection
 import { guardedService } from "./api/request-guard.js";
 import { createWebhookService } from "./api/service.js";
 import { createWatchHub } from "./api/watch.js";
-import { plaintextSecrets } from "./secrets/cipher.js";
+import { prepareSecrets } from "./secrets/start.js";
 import type { Config } from "./config.js";
 import { createDatabase } from "./db/client.js";
 import { savePushSettings } from "./db/events.js";
@@ -112,17 +112,16 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
     metrics.setDatabaseStats(throttle(() => readDatabaseStats(monitorDb), config.metricsQueryIntervalMs, logger));
 
     const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
-    const secrets = plaintextSecrets;
+    closers.push(() => db.$client.end({ timeout: 5 }));
+    // Before anything signs or stores a secret: plain ones are sealed (with SECRETS_KEY), or the start is refused.
+    const secrets = await prepareSecrets({ sql: db.$client, keys: config.secretsKeys, logger });
     const http = createHttpClient({
       // Enough for every webhook's attempts in flight, were they all on one origin.
       connections: config.workerConcurrency * config.webhookMaxInFlight,
       responseBodyLimitBytes: config.responseBodyLimitBytes,
       destinations: config.destinations,
     });
-    closers.push(async () => {
-      await http.close();
-      await db.$client.end({ timeout: 5 });
-    });
+    closers.push(() => http.close());
     // Pushes made in SQL (httpqueue.push_event) follow this server's settings.
     await savePushSettings(db, {
       defaultTtlSeconds: config.defaultTtlSeconds,

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parseDuration } from "@httpqueue/proto";
 import { z } from "zod";
 import { parseCidr, type DestinationPolicy } from "./addresses.js";
+import { KeyRing, parseKeys } from "./secrets/keys.js";
 import { parseTokenFile, TokenFileError, tokenProblem } from "./tokens.js";
 
 /** The server's settings. `loadConfig` is the only reader of `process.env`. */
@@ -71,6 +72,8 @@ export interface Config {
   tls: { cert: Buffer; key: Buffer; clientCa: Buffer | undefined } | undefined;
   /** Which addresses deliveries may connect to. */
   destinations: DestinationPolicy;
+  /** SECRETS_KEY: signing secrets are sealed at rest with the first key, opened with any; undefined: stored plain. */
+  secretsKeys: KeyRing | undefined;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -208,6 +211,15 @@ const schema = z.object({
     .pipe(z.enum(["true", "false", "1", "0"], { error: "must be true or false" }))
     .transform((v) => v === "true" || v === "1"),
   DESTINATION_ALLOWLIST: z.string().optional(),
+  SECRETS_KEY: z
+    .string()
+    .transform((text, ctx) => {
+      const { keys, problems } = parseKeys(text);
+      for (const problem of problems) ctx.addIssue({ code: "custom", message: problem });
+      return problems.length > 0 ? z.NEVER : keys;
+    })
+    .optional(),
+  SECRETS_KEY_FILE: z.string().trim().optional(),
 });
 
 export class ConfigError extends Error {
@@ -284,7 +296,7 @@ function settings(e: z.infer<typeof schema>) {
  */
 function securitySettings(
   e: z.infer<typeof schema>,
-): Pick<Config, "apiTokens" | "apiTokensFile" | "metricsToken" | "tls" | "destinations"> {
+): Pick<Config, "apiTokens" | "apiTokensFile" | "metricsToken" | "tls" | "destinations" | "secretsKeys"> {
   const fail = (line: string): never => {
     throw new ConfigError(`invalid configuration:\n  ${line}`);
   };
@@ -359,11 +371,21 @@ function securitySettings(
       }
     });
 
+  // Keys are never echoed: a bad one is named by position.
+  let secretsKeys = e.SECRETS_KEY;
+  if (e.SECRETS_KEY_FILE) {
+    if (secretsKeys) fail("SECRETS_KEY and SECRETS_KEY_FILE: set one of them, not both");
+    const { keys, problems } = parseKeys(read("SECRETS_KEY_FILE", e.SECRETS_KEY_FILE).toString("utf8"));
+    if (problems.length > 0) fail(`SECRETS_KEY_FILE ${problems.join("; ")}`);
+    secretsKeys = keys;
+  }
+
   return {
     apiTokens,
     apiTokensFile,
     metricsToken,
     tls,
     destinations: { allowPrivate: e.ALLOW_PRIVATE_DESTINATIONS, allowlist },
+    secretsKeys: secretsKeys ? new KeyRing(secretsKeys) : undefined,
   };
 }

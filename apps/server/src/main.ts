@@ -5,9 +5,19 @@ import { ConfigError, loadConfig } from "./config.js";
 import { EmbeddedPostgresError, startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded.js";
 import { createLogger, prettyDestination } from "./observability/logger.js";
 import { securityWarnings } from "./observability/security-warnings.js";
+import { rekey } from "./secrets/rekey.js";
 
 // Wiring only: config → logger → database (given, or embedded) → app (HTTP endpoints,
-// migrations, worker, gRPC) → signals.
+// migrations, worker, gRPC) → signals. `main.js rekey` runs that command instead of the server.
+
+const COMMANDS = ["rekey"] as const;
+const command = process.argv[2];
+if (command !== undefined && !(COMMANDS as readonly string[]).includes(command)) {
+  process.stderr.write(
+    `httpqueue: unknown command "${command}" (commands: ${COMMANDS.join(", ")}; none starts the server)\n`,
+  );
+  process.exit(2);
+}
 
 let config;
 try {
@@ -16,6 +26,16 @@ try {
   if (!(err instanceof ConfigError)) throw err;
   process.stderr.write(`httpqueue: ${err.message}\n`);
   process.exit(2);
+}
+
+if (command === "rekey") {
+  process.exit(
+    await rekey({
+      databaseUrl: config.databaseUrl,
+      keys: config.secretsKeys,
+      out: (line) => process.stdout.write(`${line}\n`),
+    }),
+  );
 }
 
 // JSON lines for log collectors; readable lines when a person watches a terminal.

@@ -270,18 +270,25 @@ describe("security settings and warnings", () => {
     const open = loadConfig(base);
     assert.deepEqual(
       securityWarnings(open, "127.0.0.1:50051").map((w) => w.level),
-      ["warn"],
+      ["warn", "warn"],
     );
     const exposed = securityWarnings({ ...open, grpcHost: "0.0.0.0" }, "0.0.0.0:50051");
     assert.deepEqual(
       exposed.map((w) => w.level),
-      ["error", "warn"],
+      ["error", "warn", "error"],
     );
     assert.match(exposed[0]?.message ?? "", /authentication is OFF.*beyond this machine.*API_TOKENS/);
     assert.match(exposed[1]?.message ?? "", /not encrypted/);
-    const secured = loadConfig({ ...base, API_TOKENS: "0123456789abcdef0123" });
+    assert.match(exposed[2]?.message ?? "", /stored in plaintext.*SECRETS_KEY/);
+    const key = { SECRETS_KEY: Buffer.alloc(32, 7).toString("base64") };
+    const secured = loadConfig({ ...base, ...key, API_TOKENS: "0123456789abcdef0123" });
     assert.deepEqual(securityWarnings(secured, "127.0.0.1:50051"), []);
-    const permissive = loadConfig({ ...base, API_TOKENS: "0123456789abcdef0123", ALLOW_PRIVATE_DESTINATIONS: "true" });
+    const permissive = loadConfig({
+      ...base,
+      ...key,
+      API_TOKENS: "0123456789abcdef0123",
+      ALLOW_PRIVATE_DESTINATIONS: "true",
+    });
     assert.match(securityWarnings(permissive, "127.0.0.1:50051")[0]?.message ?? "", /ALLOW_PRIVATE_DESTINATIONS=true/);
   });
 });

@@ -6,6 +6,7 @@ import {
   isDatabaseUnavailable,
   OverloadedError,
 } from "../errors.js";
+import { SecretUnavailableError } from "../secrets/cipher.js";
 
 /** An error meant for the caller: its code and message go on the wire as they are. */
 export class ApiError extends Error {
@@ -28,8 +29,9 @@ export const notFound = (message: string) => new ApiError(status.NOT_FOUND, mess
  * code and message; an idempotency key held by another event is
  * ALREADY_EXISTS; a database that cannot be reached is UNAVAILABLE; a
  * transaction that lost a race with a concurrent one (a deadlock) is ABORTED,
- * changed nothing and can be retried; anything else is INTERNAL with a
- * generic message (the details go to the log).
+ * changed nothing and can be retried; a stored secret that no key of the
+ * server opens is FAILED_PRECONDITION, naming the key by id; anything else is
+ * INTERNAL with a generic message (the details go to the log).
  */
 export function toServiceError(err: unknown): { error: Partial<ServiceError>; unexpected: boolean } {
   if (err instanceof ApiError) return { error: serviceError(err.code, err.message), unexpected: false };
@@ -41,6 +43,10 @@ export function toServiceError(err: unknown): { error: Partial<ServiceError>; un
       error: serviceError(status.RESOURCE_EXHAUSTED, "the server is busy storing earlier calls; retry shortly"),
       unexpected: false,
     };
+  }
+  if (err instanceof SecretUnavailableError) {
+    // This server's SECRETS_KEY lacks the key that sealed it: for the operator to fix, not the caller.
+    return { error: serviceError(status.FAILED_PRECONDITION, err.message), unexpected: true };
   }
   if (isDatabaseUnavailable(err)) {
     return {

@@ -6,9 +6,9 @@ import { CANCELLED_MESSAGE } from "../db/webhooks.js";
 import { isDatabaseUnavailable, isTransientConflict } from "../errors.js";
 import type { Logger } from "../observability/logger.js";
 import { attemptResult, type Metrics } from "../observability/metrics.js";
-import type { SecretCipher } from "../secrets/cipher.js";
+import { SecretUnavailableError, type SecretCipher } from "../secrets/cipher.js";
 import { signWebhook } from "@httpqueue/sdk/signing";
-import type { HttpClient, OutgoingRequest } from "./http-client.js";
+import type { AttemptOutcome, HttpClient, OutgoingRequest } from "./http-client.js";
 import { Pace } from "./pace.js";
 import { judge, type RetryPolicy, type Verdict } from "./retry-policy.js";
 
@@ -299,11 +299,23 @@ export class WebhookRunner {
     }
     const readAt = performance.now();
     const schedule = d.retrySchedule?.map((seconds) => seconds * 1000);
-    const request = buildRequest(d, userAgent, secrets);
-    let outcome;
+    let request: OutgoingRequest;
+    let unsigned: string | undefined;
+    try {
+      request = buildRequest(d, userAgent, secrets);
+    } catch (err) {
+      if (!(err instanceof SecretUnavailableError)) throw err;
+      // Nothing is sent unsigned: the attempt fails, and is retried on schedule, until a key that opens it is configured.
+      unsigned = err.message;
+      request = { url: d.url, method: d.method, headers: {}, body: undefined, timeoutMs: 0 };
+    }
+    let outcome: AttemptOutcome;
     let verdict: Verdict;
     try {
-      outcome = await metrics.inFlight(() => http.send(request));
+      outcome =
+        unsigned === undefined
+          ? await metrics.inFlight(() => http.send(request))
+          : { startedAt: new Date(), durationMs: 0, error: unsigned };
       verdict = judge(schedule ? { ...policy, schedule } : policy, outcome, {
         attemptNumber,
         maxAttempts: d.maxAttempts,

@@ -17,7 +17,7 @@ function isLoopbackHost(host: string): boolean {
 export function securityWarnings(
   config: Pick<
     Config,
-    "apiTokens" | "apiTokensFile" | "metricsToken" | "tls" | "grpcHost" | "httpHost" | "destinations"
+    "apiTokens" | "apiTokensFile" | "metricsToken" | "tls" | "grpcHost" | "httpHost" | "destinations" | "secretsKeys"
   >,
   address: string,
   /** host:port of /metrics; HTTP_HOST when not given. */
@@ -48,6 +48,14 @@ export function securityWarnings(
     warnings.push({
       level: "warn",
       message: `/metrics on ${httpAddress} is open beyond this machine: whoever reaches it reads the server's metrics (event names, counts). Set METRICS_TOKEN, or keep HTTP_HOST on loopback.`,
+    });
+  }
+  if (config.secretsKeys === undefined) {
+    // Not refused: a development checkout and existing installations run without one; beyond loopback it stands out.
+    warnings.push({
+      level: beyondLoopback ? "error" : "warn",
+      message:
+        "Signing secrets are stored in plaintext (no SECRETS_KEY): whoever reads the database or a backup of it can sign deliveries as this server. Set SECRETS_KEY or SECRETS_KEY_FILE (openssl rand -base64 32); the next start seals them.",
     });
   }
   if (config.destinations.allowPrivate) {
