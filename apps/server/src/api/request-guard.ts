@@ -4,6 +4,8 @@ import { invalidArgument, type ApiError } from "./errors.js";
 
 /** Set on a decoded request whose strings were not valid UTF-8: the field's name. */
 const INVALID_UTF8 = Symbol("invalid UTF-8");
+/** Set on the stand-in for a request that could not be decoded at all: why not. */
+const UNDECODABLE = Symbol("undecodable");
 const REPLACEMENT = "\uFFFD";
 const REPLACEMENT_BYTES = Buffer.from(REPLACEMENT, "utf8");
 
@@ -12,6 +14,10 @@ const REPLACEMENT_BYTES = Buffer.from(REPLACEMENT, "utf8");
  * protobuf decoder replaces bytes that are not UTF-8 with U+FFFD rather than
  * failing: a request with more U+FFFD in its strings than its bytes hold
  * (EF BF BD) had invalid text, which is recorded on it for `requestProblem`.
+ * Bytes that are not a message of the RPC's request type at all (truncated,
+ * an impossible wire type, groups nested past the decoder's limit) become an
+ * empty stand-in that says why: grpc-js would otherwise answer INTERNAL
+ * itself, a server fault for what is the caller's.
  */
 export function guardedService<S extends ServiceDefinition>(definition: S): S {
   const guarded: Record<string, unknown> = {};
@@ -19,7 +25,14 @@ export function guardedService<S extends ServiceDefinition>(definition: S): S {
     guarded[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
-        const request = method.requestDeserialize(bytes) as object;
+        let request: object;
+        try {
+          request = method.requestDeserialize(bytes) as object;
+        } catch (err) {
+          const reason = err instanceof Error ? err.message : String(err);
+          const rpc = method.path.slice(method.path.lastIndexOf("/") + 1);
+          return Object.defineProperty({}, UNDECODABLE, { value: `is not a ${rpc} request message (${reason})` });
+        }
         let decoded = 0;
         const field = findField(request, (text) => {
           const n = occurrences(text, REPLACEMENT);
@@ -37,11 +50,16 @@ export function guardedService<S extends ServiceDefinition>(definition: S): S {
 }
 
 /**
- * Why a request is refused before any handler sees it: a string that was not
- * UTF-8, or one holding NUL (which PostgreSQL text cannot store), in any
- * field. Undefined when there is nothing to refuse.
+ * Why a request is refused before any handler sees it: bytes that could not
+ * be decoded, a string that was not UTF-8, or one holding NUL (which
+ * PostgreSQL text cannot store), in any field. Undefined when there is
+ * nothing to refuse.
  */
 export function requestProblem(request: object): ApiError | undefined {
+  const undecodable = (request as { [UNDECODABLE]?: string })[UNDECODABLE];
+  if (undecodable !== undefined) {
+    return invalidArgument("request", undecodable);
+  }
   const invalid = (request as { [INVALID_UTF8]?: string })[INVALID_UTF8];
   if (invalid !== undefined) return invalidArgument(invalid, "must be valid UTF-8 text");
   const nul = findField(request, (text) => text.includes("\u0000"));
