@@ -18,6 +18,7 @@ import { migrateDatabase } from "./db/migrate.js";
 import { oldestDueJobSeconds } from "./db/queue-health.js";
 import { ping, readDatabaseStats } from "./db/stats.js";
 import { createHttpClient } from "./delivery/http-client.js";
+import { RETENTION_SWEEP, retentionOn } from "./delivery/retention.js";
 import { createTasks } from "./delivery/tasks.js";
 import { startHealthSweep, webhookGone } from "./delivery/webhook-health.js";
 import { startWorker, type WorkerOptions } from "./delivery/worker.js";
@@ -55,6 +56,11 @@ export type AppConfig = Omit<Config, "databaseUrl"> & {
   databaseUrl: string;
   /** Tests only: a shorter reconciliation than the worker's (a minute, for deliveries a minute overdue). */
   reconcile?: WorkerOptions["reconcile"];
+  /**
+   * Tests only: retention's sweep queued by each server every `intervalMs`
+   * (instead of by the cron, once a minute), with smaller batches and grace.
+   */
+  retentionSweep?: { intervalMs: number; batchSize?: number; unregisteredGraceMs?: number };
 };
 
 /** Longest a statement of the health checks or metrics may run. */
@@ -142,6 +148,12 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
       secrets,
       maxAttempts: config.maxAttempts,
       maxInFlight: config.webhookMaxInFlight,
+      retention: {
+        retentionMs: config.retentionMs,
+        payloadRetentionMs: config.payloadRetentionMs,
+        batchSize: config.retentionSweep?.batchSize ?? RETENTION_SWEEP.batchSize,
+        unregisteredGraceMs: config.retentionSweep?.unregisteredGraceMs ?? RETENTION_SWEEP.unregisteredGraceMs,
+      },
       policy: {
         schedule: config.retrySchedule,
         jitter: config.retryJitter,
@@ -164,6 +176,7 @@ export async function startApp(config: AppConfig, logger: Logger): Promise<App> 
         metrics.webhooksReconciled(webhooks);
       },
       ...(config.reconcile ? { reconcile: config.reconcile } : {}),
+      ...(retentionOn(config) ? { retention: { intervalMs: config.retentionSweep?.intervalMs } } : {}),
       taskList: tasks.taskList,
     });
     closers.push(() => worker.stop());

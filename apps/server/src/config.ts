@@ -48,6 +48,10 @@ export interface Config {
   healthCheckIntervalMs: number;
   /** Readiness fails once a due job of httpqueue's tasks has waited this long (ms); 0: not checked. */
   queueStallAfterMs: number;
+  /** Events older than this (ms), whose deliveries all ended, are deleted with them; 0: kept for ever. */
+  retentionMs: number;
+  /** ... and have their payload and response bodies blanked once older than this (ms); 0: never. */
+  payloadRetentionMs: number;
   /** How long an idempotency key is remembered, in seconds. */
   idempotencyWindowSeconds: number;
   /** Queue depth and webhook counts are read from the database at most this often. */
@@ -108,6 +112,7 @@ export const DEFAULTS = {
   SHUTDOWN_TIMEOUT: "30s",
   HEALTH_CHECK_INTERVAL: "5s",
   QUEUE_STALL_AFTER: "2m",
+  RETENTION: "30d",
   IDEMPOTENCY_WINDOW: "24h",
   METRICS_QUERY_INTERVAL: "10s",
   METRICS_EVENT_LABEL_LIMIT: "100",
@@ -133,6 +138,8 @@ const duration = (min: number, max: number) =>
 
 const HOUR = 3_600_000;
 const YEAR = 365 * 24 * HOUR;
+/** 0 (off) or a duration of at least a second. */
+const retention = () => duration(0, 10 * YEAR).refine((ms) => ms === 0 || ms >= 1000, "must be 0 (off) or at least 1s");
 
 const schema = z.object({
   DATABASE_URL: z
@@ -191,6 +198,9 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT: duration(0, 10 * 60_000),
   HEALTH_CHECK_INTERVAL: duration(10, 5 * 60_000),
   QUEUE_STALL_AFTER: duration(0, 24 * HOUR).refine((ms) => ms === 0 || ms >= 1000, "must be 0 (off) or at least 1s"),
+  RETENTION: retention(),
+  // Unset: RETENTION.
+  PAYLOAD_RETENTION: retention().optional(),
   // Whole seconds (push_settings keeps seconds).
   IDEMPOTENCY_WINDOW: duration(1000, YEAR).refine((ms) => ms % 1000 === 0, "must be whole seconds"),
   METRICS_QUERY_INTERVAL: duration(10, 10 * 60_000),
@@ -250,10 +260,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.HTTP_PORT !== 0 && e.HTTP_PORT === e.GRPC_PORT) {
     throw new ConfigError(`invalid configuration:\n  HTTP_PORT (${e.HTTP_PORT}) must differ from GRPC_PORT`);
   }
+  retentionProblems(e, env);
   return {
     ...settings(e),
     ...securitySettings(e),
   };
+}
+
+/**
+ * Payloads go no later than their events, and a key is remembered no longer
+ * than its event's payload (a repeat is compared with it) nor its event.
+ */
+function retentionProblems(e: z.infer<typeof schema>, env: NodeJS.ProcessEnv): void {
+  const text = (name: "RETENTION" | "PAYLOAD_RETENTION" | "IDEMPOTENCY_WINDOW"): string =>
+    `${name} (${env[name]?.trim() || (name === "PAYLOAD_RETENTION" ? `RETENTION, ${text("RETENTION")}` : DEFAULTS[name])})`;
+  const payload = e.PAYLOAD_RETENTION ?? e.RETENTION;
+  const fail = (line: string): never => {
+    throw new ConfigError(`invalid configuration:\n  ${line}`);
+  };
+  if (e.RETENTION > 0 && payload > e.RETENTION) {
+    fail(`${text("PAYLOAD_RETENTION")} must not exceed ${text("RETENTION")}: an event goes with its payload`);
+  }
+  if (payload > 0 && e.IDEMPOTENCY_WINDOW > payload) {
+    fail(
+      `${text("IDEMPOTENCY_WINDOW")} must not exceed ${text("PAYLOAD_RETENTION")}: a repeated key is compared with its event's payload`,
+    );
+  }
+  if (e.RETENTION > 0 && e.IDEMPOTENCY_WINDOW > e.RETENTION) {
+    fail(`${text("IDEMPOTENCY_WINDOW")} must not exceed ${text("RETENTION")}: a key goes with its event`);
+  }
 }
 
 function settings(e: z.infer<typeof schema>) {
@@ -283,6 +318,8 @@ function settings(e: z.infer<typeof schema>) {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     healthCheckIntervalMs: e.HEALTH_CHECK_INTERVAL,
     queueStallAfterMs: e.QUEUE_STALL_AFTER,
+    retentionMs: e.RETENTION,
+    payloadRetentionMs: e.PAYLOAD_RETENTION ?? e.RETENTION,
     idempotencyWindowSeconds: e.IDEMPOTENCY_WINDOW / 1000,
     metricsQueryIntervalMs: e.METRICS_QUERY_INTERVAL,
     metricsEventLabelLimit: e.METRICS_EVENT_LABEL_LIMIT,

@@ -76,6 +76,12 @@ export async function resend(deps: ApiDeps, req: ResendDeliveryRequest): Promise
   const result = await resendDelivery(deps.db, id, deps.config.maxAttempts);
   if ("problem" in result) {
     if (result.problem === "no delivery") throw notFound(`delivery ${id} not found`);
+    if (result.problem === "payload removed") {
+      throw new ApiError(
+        status.FAILED_PRECONDITION,
+        `event ${result.eventId} cannot be sent again: retention removed its payload at ${result.removedAt.toISOString()} (PAYLOAD_RETENTION)`,
+      );
+    }
     throw unavailable(result.problem, "the delivery's webhook");
   }
   return { delivery: toDelivery(result) };

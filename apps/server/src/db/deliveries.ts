@@ -52,7 +52,9 @@ const fanOutStatement = preparedStatement<{ ord: number; created: number }>(sql`
     select w.id, e.id, coalesce(w.max_attempts, input.max_attempts), e.ordering_key, now()
     from input
     cross join lateral (
-      select id, namespace, event, payload, ordering_key from ${eventRecords} where id = input.event_id offset 0
+      -- Held against retention until this commits; one whose payload it removed goes nowhere.
+      select id, namespace, event, payload, ordering_key from ${eventRecords}
+      where id = input.event_id and payload_removed_at is null offset 0 for share
     ) e
     -- The webhooks it goes to (see the migrations): the same as a push's.
     cross join lateral (select * from httpqueue_receiving_webhooks(e.namespace, e.event, e.payload) offset 0) w

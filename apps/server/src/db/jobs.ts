@@ -19,6 +19,12 @@ export interface DeliverPayload {
   webhookId: string;
 }
 
+/**
+ * Deletes what retention says is old enough (see delivery/retention.ts):
+ * queued by graphile-worker's cron, once a minute across all servers.
+ */
+export const RETENTION_TASK = "httpqueue.retention";
+
 declare global {
   // Typed task payloads for graphile-worker (declaration merging).
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -27,6 +33,8 @@ declare global {
       [FANOUT_TASK]: { eventId: string };
       /** `deliveryId`: jobs queued by versions before per-webhook delivery; their delivery's webhook is run. */
       [DELIVER_TASK]: DeliverPayload | { deliveryId: string };
+      /** `_cron` when queued by the crontab. */
+      [RETENTION_TASK]: { _cron?: unknown };
     }
   }
 }

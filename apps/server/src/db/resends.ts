@@ -1,4 +1,4 @@
-import { and, eq, gte, inArray, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, isNull, sql } from "drizzle-orm";
 import type { Db, Tx } from "./client.js";
 import type { DeliveryRow } from "./deliveries.js";
 import { uuidv7Floor } from "./ids.js";
@@ -8,13 +8,24 @@ import { eventRecords, webhookDeliveries, webhookRegistrations } from "./schema.
 // Deliveries made again on an operator's demand: one resent, a webhook's
 // failures recovered, the events it missed replayed. Each is one transaction
 // that also queues the job that delivers them; each can run twice, or on two
-// servers at once, without sending anything twice.
+// servers at once, without sending anything twice. Each holds the events it
+// sends again (FOR SHARE) until it commits, and leaves out those whose
+// payload retention removed: retention's sweep skips events held so, and one
+// that waited for a sweep reads what the sweep left.
 
 /** Why a webhook cannot be delivered to now: it went, or it is not active. */
 export type Unavailable = "not found" | "inactive";
 
 const d = webhookDeliveries;
 const w = webhookRegistrations;
+const e = eventRecords;
+
+/** The delivery's event's payload was removed by retention: it cannot be sent again. */
+export interface PayloadRemoved {
+  problem: "payload removed";
+  eventId: string;
+  removedAt: Date;
+}
 
 /**
  * SQL set on a delivery made again: due now, with a full set of attempts
@@ -63,12 +74,25 @@ export async function resendDelivery(
   db: Db,
   deliveryId: string,
   defaultMaxAttempts: number,
-): Promise<DeliveryRow | { problem: Unavailable | "no delivery" }> {
+): Promise<DeliveryRow | { problem: Unavailable | "no delivery" } | PayloadRemoved> {
   return db.transaction(async (tx) => {
-    const [target] = await tx.select({ webhookId: d.webhookId }).from(d).where(eq(d.id, deliveryId));
+    const [target] = await tx
+      .select({ webhookId: d.webhookId, eventId: d.eventId })
+      .from(d)
+      .where(eq(d.id, deliveryId));
     if (!target) return { problem: "no delivery" };
     const problem = await availability(tx, target.webhookId);
     if (problem !== undefined) return { problem };
+    const [event] = await tx
+      .select({ removedAt: e.payloadRemovedAt })
+      .from(e)
+      .where(eq(e.id, target.eventId))
+      .for("share");
+    // Deleted by retention since the first read.
+    if (!event) return { problem: "no delivery" };
+    if (event.removedAt !== null) {
+      return { problem: "payload removed", eventId: target.eventId, removedAt: event.removedAt };
+    }
     const [row] = await tx
       .update(d)
       .set({
@@ -85,7 +109,8 @@ export async function resendDelivery(
 
 /**
  * Resends every failed or expired delivery of the webhook created at or
- * after `since`. Returns how many, or why it could not.
+ * after `since`, but those whose event's payload retention removed. Returns
+ * how many, or why it could not.
  */
 export async function recoverWebhook(
   db: Db,
@@ -94,6 +119,12 @@ export async function recoverWebhook(
   defaultMaxAttempts: number,
 ): Promise<number | Unavailable> {
   return withAvailableWebhook(db, webhookId, async (tx) => {
+    const failed = and(
+      eq(d.webhookId, webhookId),
+      gte(d.id, uuidv7Floor(since)),
+      gte(d.createdAt, since),
+      inArray(d.status, ["failed", "expired"]),
+    );
     const rows = await tx
       .update(d)
       .set({
@@ -102,10 +133,15 @@ export async function recoverWebhook(
       })
       .where(
         and(
-          eq(d.webhookId, webhookId),
-          gte(d.id, uuidv7Floor(since)),
-          gte(d.createdAt, since),
-          inArray(d.status, ["failed", "expired"]),
+          failed,
+          inArray(
+            d.eventId,
+            tx
+              .select({ id: e.id })
+              .from(e)
+              .where(and(isNull(e.payloadRemovedAt), inArray(e.id, tx.select({ id: d.eventId }).from(d).where(failed))))
+              .for("share"),
+          ),
         ),
       )
       .returning({ id: d.id });
@@ -119,8 +155,8 @@ export async function recoverWebhook(
  * Creates a delivery to the webhook for each event of its namespace/event
  * created at or after `since` that has none (the unique index of event and
  * webhook keeps a second call, or a concurrent one, from making any twice),
- * due now, its time to live counted from now. Returns how many, or why it
- * could not.
+ * due now, its time to live counted from now; not for events whose payload
+ * retention removed. Returns how many, or why it could not.
  */
 export async function replayMissed(
   db: Db,
@@ -138,8 +174,10 @@ export async function replayMissed(
         join ${eventRecords} e on e.namespace = w.namespace
         where w.id = ${webhookId} and e.id >= ${uuidv7Floor(since)} and e.created_at >= ${since.toISOString()}
           -- Its event pattern and filter (see the migrations), as a push would match them.
-          and httpqueue_event_matches(w.event, w.filter, e.event, e.payload)
+          -- Not one whose payload retention removed (its "" is no JSON for a filter to read).
+          and case when e.payload_removed_at is null then httpqueue_event_matches(w.event, w.filter, e.event, e.payload) end
         order by e.id
+        for share of e
         on conflict (event_id, webhook_id) do nothing
         returning webhook_id
       ), jobs as (

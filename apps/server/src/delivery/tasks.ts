@@ -1,14 +1,18 @@
 import type { JobHelpers, TaskList } from "graphile-worker";
 import type { Db } from "../db/client.js";
 import { fanOut, webhookOfDelivery } from "../db/deliveries.js";
-import { DELIVER_TASK, FANOUT_TASK, type DeliverPayload } from "../db/jobs.js";
+import { DELIVER_TASK, FANOUT_TASK, RETENTION_TASK, type DeliverPayload } from "../db/jobs.js";
 import { rootCause } from "../errors.js";
+import type { Metrics } from "../observability/metrics.js";
+import { sweepRetention, type RetentionSettings } from "./retention.js";
 import { WebhookRunner, type RunnerDeps } from "./runner.js";
 
 export interface TaskDeps extends RunnerDeps {
   db: Db;
   /** Attempts each new delivery may make. */
   maxAttempts: number;
+  metrics: RunnerDeps["metrics"] & Pick<Metrics, "retentionDeleted" | "payloadsRemoved">;
+  retention: RetentionSettings;
 }
 
 export interface Tasks {
@@ -18,8 +22,8 @@ export interface Tasks {
 }
 
 /**
- * The graphile-worker tasks: fan-out of a pushed event, and delivery to a
- * webhook. A delivery job for a webhook that a runner of this server already
+ * The graphile-worker tasks: fan-out of a pushed event, delivery to a
+ * webhook, and retention's sweep. A delivery job for a webhook that a runner of this server already
  * delivers to only tells that runner to look again (its job ends at once):
  * a webhook holds one worker slot, however many jobs name it.
  */
@@ -66,6 +70,12 @@ export function createTasks(deps: TaskDeps): Tasks {
         deps.logger.debug({ eventId, deliveries: created }, "event fanned out");
       }),
       [DELIVER_TASK]: withPlainErrors(deliver),
+      [RETENTION_TASK]: withPlainErrors(async (_payload: unknown, helpers: JobHelpers) => {
+        await sweepRetention(
+          { db: deps.db, logger: deps.logger, metrics: deps.metrics, settings: deps.retention },
+          helpers.abortSignal,
+        );
+      }),
     },
     drain(poolId) {
       for (const runner of runners.values()) if (runner.owner === poolId) runner.drain();

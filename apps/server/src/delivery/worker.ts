@@ -1,7 +1,17 @@
 import { EventEmitter } from "node:events";
-import { run, type Runner, type TaskList, type WorkerEvents, type WorkerPool } from "graphile-worker";
+import {
+  parseCronItems,
+  run,
+  type ParsedCronItem,
+  type Runner,
+  type TaskList,
+  type WorkerEvents,
+  type WorkerPool,
+} from "graphile-worker";
 import type postgres from "postgres";
 import { connect } from "../db/client.js";
+import { RETENTION_TASK } from "../db/jobs.js";
+import { queueRetentionSweep } from "../db/retention.js";
 import { LIVENESS_PREFIX, poolsWithoutSession, releaseDeadPools } from "../db/liveness.js";
 import { queueOverdueWebhooks } from "../db/runners.js";
 import { isDatabaseUnavailable } from "../errors.js";
@@ -25,6 +35,12 @@ export interface WorkerOptions {
   onReconciled?: (webhooks: number) => void;
   /** How often to look for overdue deliveries without a job, and how overdue they must be; tests shorten them. */
   reconcile?: { intervalMs: number; overdueSeconds: number };
+  /**
+   * Retention's sweep (the task RETENTION_TASK), queued by graphile-worker's
+   * cron once a minute, one job across all servers; with `intervalMs` (tests)
+   * each server queues it at that interval instead. Undefined: no sweep.
+   */
+  retention?: { intervalMs?: number };
 }
 
 export type WorkerStatus = { running: true } | { running: false; reason: string };
@@ -122,6 +138,17 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   await reconcile();
   const reconciler = setInterval(() => void reconcile(), reconcileIntervalMs);
   reconciler.unref();
+  const retentionIntervalMs = options.retention?.intervalMs;
+  const retention =
+    retentionIntervalMs === undefined
+      ? undefined
+      : setInterval(() => {
+          if (pool.closed) return;
+          queueRetentionSweep(pool.session).catch((err: unknown) => {
+            logger.warn({ err }, "could not queue retention's sweep; will try again");
+          });
+        }, retentionIntervalMs);
+  retention?.unref();
 
   /** Sleeps `ms`, or less if stop() is called meanwhile. */
   const pause = (ms: number) =>
@@ -196,6 +223,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const done = supervise().finally(async () => {
     clearInterval(timer);
     clearInterval(reconciler);
+    clearInterval(retention);
     await Promise.all(retiring);
   });
   // Observed by the caller through `done`; this keeps an early rejection from counting as unhandled.
@@ -214,6 +242,24 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       return stopped;
     },
   };
+}
+
+/**
+ * Retention's sweep once a minute (graphile-worker's cron queues it once
+ * across all servers, and none is made up for minutes the servers were
+ * down), under a job key: one waiting at most, and a sweep that failed is
+ * simply replaced by the next (one attempt each).
+ */
+function cronItems(options: WorkerOptions): ParsedCronItem[] {
+  if (!options.retention || options.retention.intervalMs !== undefined) return [];
+  return parseCronItems([
+    {
+      task: RETENTION_TASK,
+      match: "* * * * *",
+      identifier: RETENTION_TASK,
+      options: { backfillPeriod: 0, maxAttempts: 1, jobKey: RETENTION_TASK, jobKeyMode: "replace" },
+    },
+  ]);
 }
 
 /** Starts a graphile-worker pool and opens its liveness session. */
@@ -237,6 +283,8 @@ async function startPool(options: WorkerOptions): Promise<Pool> {
 
   const runner: Runner = await run({
     taskList: options.taskList,
+    // Given, so that no crontab file is looked for either.
+    parsedCronItems: cronItems(options),
     noHandleSignals: true,
     events,
     logger: graphileLogger(logger),

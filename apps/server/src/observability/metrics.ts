@@ -82,6 +82,10 @@ export interface Metrics {
   watcherEnded(reason: WatcherEndReason): void;
   /** Counts `send` as in flight while it runs. */
   inFlight<T>(send: () => Promise<T>): Promise<T>;
+  /** Retention deleted `count` rows of `table`. */
+  retentionDeleted(table: RetainedTable, count: number): void;
+  /** Retention blanked the payloads (and response bodies) of `count` events. */
+  payloadsRemoved(count: number): void;
   /** Where queue depth and webhook counts come from, read when scraped. */
   setDatabaseStats(source: () => Promise<DatabaseStats | undefined>): void;
   setReadiness(source: () => Readiness): void;
@@ -89,6 +93,17 @@ export interface Metrics {
 
 export const TOKEN_RELOAD_RESULTS = ["ok", "error"] as const;
 export type TokenReloadResult = (typeof TOKEN_RELOAD_RESULTS)[number];
+
+/** What retention deletes rows of (graphile_worker.jobs: jobs of httpqueue's tasks that failed for good). */
+export const RETAINED_TABLES = [
+  "event_records",
+  "webhook_deliveries",
+  "delivery_attempts",
+  "webhook_registrations",
+  "webhook_runners",
+  "graphile_worker.jobs",
+] as const;
+export type RetainedTable = (typeof RETAINED_TABLES)[number];
 
 export const WATCHER_END_REASONS = ["behind", "unavailable", "shutdown"] as const;
 export type WatcherEndReason = (typeof WATCHER_END_REASONS)[number];
@@ -240,6 +255,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const inFlight = new Gauge({
     name: "httpqueue_deliveries_in_flight",
     help: "HTTP delivery attempts running now on this server.",
+    registers: [registry],
+  });
+  const retentionDeleted = new Counter({
+    name: "httpqueue_retention_deleted_total",
+    help: "Rows deleted by retention's sweeps on this server (RETENTION), by table.",
+    labelNames: ["table"],
+    registers: [registry],
+  });
+  for (const table of RETAINED_TABLES) retentionDeleted.inc({ table }, 0);
+  const payloadsRemoved = new Counter({
+    name: "httpqueue_retention_payloads_removed_total",
+    help: "Events whose payload (and response bodies) retention's sweeps on this server blanked (PAYLOAD_RETENTION).",
     registers: [registry],
   });
 
@@ -399,6 +426,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     deliverySucceeded(seconds) {
       endToEndSeconds.observe(Math.max(0, seconds));
+    },
+    retentionDeleted(table, count) {
+      if (count > 0) retentionDeleted.inc({ table }, count);
+    },
+    payloadsRemoved(count) {
+      if (count > 0) payloadsRemoved.inc(count);
     },
     async inFlight(send) {
       inFlight.inc();

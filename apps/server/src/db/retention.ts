@@ -1,0 +1,174 @@
+import { sql, type SQL } from "drizzle-orm";
+import type { RetainedTable } from "../observability/metrics.js";
+import type { Queryable, Sql } from "./client.js";
+import { uuidv7Floor } from "./ids.js";
+import { RETENTION_TASK } from "./jobs.js";
+import { preparedStatement } from "./prepared.js";
+import { deliveryAttempts, eventRecords, webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
+
+// Retention: what is old enough goes, in small batches. Each batch is one
+// statement (its own short transaction) that locks the events it takes with
+// SKIP LOCKED, so that batches running at once, on one server or several,
+// take different events; then locks their deliveries and reads them as they
+// are now, so that a delivery resent since the statement began keeps its
+// event. Nothing waits on a batch for longer than the batch takes.
+
+const e = eventRecords;
+const d = webhookDeliveries;
+const a = deliveryAttempts;
+const w = webhookRegistrations;
+
+/** Rows deleted, by table (the label values of httpqueue_retention_deleted_total). */
+export type Deleted = Record<RetainedTable, number>;
+
+/**
+ * SQL for the CTEs `due` (up to `limit` events with an id below `before`,
+ * matching `where`, none of whose deliveries is pending or retrying, locked)
+ * and `gone` (those of them whose deliveries, locked and read again, have all
+ * ended), with `held`, their deliveries.
+ */
+const endedEvents = (where: SQL) => sql`
+  due as (
+    select ${e.id} as id from ${e}
+    where ${e.id} < ${sql.placeholder("before")}::uuid and ${where}
+      and not exists (
+        select 1 from ${d} where ${d.eventId} = ${e.id} and ${d.status} in ('pending', 'retrying')
+      )
+    order by ${e.id}
+    limit ${sql.placeholder("limit")}::int
+    for update skip locked
+  ), held as (
+    select ${d.id} as id, ${d.eventId} as event_id, ${d.status} as status from ${d}
+    where ${d.eventId} in (select id from due)
+    for update
+  ), gone as (
+    select due.id from due
+    where not exists (select 1 from held h where h.event_id = due.id and h.status in ('pending', 'retrying'))
+  ), gone_deliveries as (
+    select h.id from held h where h.event_id in (select id from gone)
+  )`;
+
+const deleteStatement = preparedStatement<{ events: number; deliveries: number; attempts: number }>(sql`
+  with ${endedEvents(sql`true`)},
+  attempts as (
+    delete from ${a} where ${a.deliveryId} in (select id from gone_deliveries) returning 1
+  ), deliveries as (
+    delete from ${d} where ${d.id} in (select id from gone_deliveries) returning 1
+  ), events as (
+    delete from ${e} where ${e.id} in (select id from gone) returning 1
+  )
+  select (select count(*) from events)::int as events, (select count(*) from deliveries)::int as deliveries,
+    (select count(*) from attempts)::int as attempts
+`);
+
+/**
+ * Deletes up to `limit` events created before `before` whose deliveries have
+ * all ended, with their deliveries and attempts (the foreign keys are checked
+ * at the end of the statement: the order of the deletes does not matter).
+ */
+export async function deleteEndedEvents(
+  db: Queryable,
+  before: Date,
+  limit: number,
+): Promise<Pick<Deleted, "event_records" | "webhook_deliveries" | "delivery_attempts">> {
+  const [row] = await deleteStatement(db, { before: uuidv7Floor(before), limit });
+  return {
+    event_records: row?.events ?? 0,
+    webhook_deliveries: row?.deliveries ?? 0,
+    delivery_attempts: row?.attempts ?? 0,
+  };
+}
+
+const blankStatement = preparedStatement<{ events: number }>(sql`
+  with ${endedEvents(sql`${e.payloadRemovedAt} is null`)},
+  attempts as (
+    update ${a} set response_body = null
+    where ${a.deliveryId} in (select id from gone_deliveries) and ${a.responseBody} is not null
+    returning 1
+  ), deliveries as (
+    update ${d} set response_body = null
+    where ${d.id} in (select id from gone_deliveries) and ${d.responseBody} is not null
+    returning 1
+  ), events as (
+    update ${e} set payload = '', payload_removed_at = now() where ${e.id} in (select id from gone) returning 1
+  )
+  select (select count(*) from events)::int as events, (select count(*) from attempts)::int as attempts,
+    (select count(*) from deliveries)::int as deliveries
+`);
+
+/**
+ * Blanks the payload of up to `limit` events created before `before` whose
+ * deliveries have all ended (payload "", payload_removed_at set), and the
+ * response bodies of their deliveries and attempts. Returns how many events.
+ */
+export async function removeEndedPayloads(db: Queryable, before: Date, limit: number): Promise<number> {
+  const [row] = await blankStatement(db, { before: uuidv7Floor(before), limit });
+  return row?.events ?? 0;
+}
+
+const unregisteredStatement = preparedStatement<{ webhooks: number; runners: number }>(sql`
+  with gone as (
+    select ${w.id} as id from ${w}
+    where ${w.deletedAt} < ${sql.placeholder("unregisteredBefore")}::timestamptz
+      and not exists (select 1 from ${d} where ${d.webhookId} = ${w.id})
+    order by ${w.id}
+    limit ${sql.placeholder("limit")}::int
+    for update skip locked
+  ), runners as (
+    delete from ${webhookRunners} where ${webhookRunners.webhookId} in (select id from gone) returning 1
+  ), webhooks as (
+    delete from ${w} where ${w.id} in (select id from gone) returning 1
+  )
+  select (select count(*) from webhooks)::int as webhooks, (select count(*) from runners)::int as runners
+`);
+
+/**
+ * Deletes up to `limit` webhooks unregistered before `unregisteredBefore`
+ * that have no delivery left (retention took the last), with their runner
+ * rows. (A push that read a webhook as registered just before it was
+ * unregistered may still be adding its delivery: the grace between
+ * unregistering and deleting leaves it the time to.)
+ */
+export async function deleteUnregisteredWebhooks(
+  db: Queryable,
+  unregisteredBefore: Date,
+  limit: number,
+): Promise<Pick<Deleted, "webhook_registrations" | "webhook_runners">> {
+  const [row] = await unregisteredStatement(db, { unregisteredBefore: unregisteredBefore.toISOString(), limit });
+  return { webhook_registrations: row?.webhooks ?? 0, webhook_runners: row?.runners ?? 0 };
+}
+
+const failedJobsStatement = preparedStatement<{ jobs: number }>(sql`
+  with gone as (
+    select j.id from graphile_worker._private_jobs j
+    where j.task_id = any(array(
+        select t.id from graphile_worker._private_tasks t where t.identifier like 'httpqueue.%'
+      ))
+      and j.attempts >= j.max_attempts and j.locked_at is null
+      and j.updated_at < ${sql.placeholder("before")}::timestamptz
+    order by j.id
+    limit ${sql.placeholder("limit")}::int
+    for update skip locked
+  ), jobs as (
+    delete from graphile_worker._private_jobs j where j.id in (select id from gone) returning 1
+  )
+  select count(*)::int as jobs from jobs
+`);
+
+/**
+ * Deletes up to `limit` jobs of httpqueue's tasks that failed for good (no
+ * attempt left) before `before`. (The table, not graphile-worker's `jobs`
+ * view: the view cannot be deleted from.)
+ */
+export async function deleteFailedJobs(db: Queryable, before: Date, limit: number): Promise<number> {
+  const [row] = await failedJobsStatement(db, { before: before.toISOString(), limit });
+  return row?.jobs ?? 0;
+}
+
+/**
+ * Queues a sweep now, under the job key that graphile-worker's cron uses as
+ * well: one waiting sweep at most, however many servers queue it.
+ */
+export async function queueRetentionSweep(sql: Sql): Promise<void> {
+  await sql`select graphile_worker.add_job(${RETENTION_TASK}, '{}'::json, job_key => ${RETENTION_TASK}, max_attempts => 1)`;
+}
