@@ -1,6 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { RetainedTable } from "../observability/metrics.js";
-import type { Queryable, Sql } from "./client.js";
+import type { Db, Queryable, Sql } from "./client.js";
 import { uuidv7Floor } from "./ids.js";
 import { RETENTION_TASK } from "./jobs.js";
 import { preparedStatement } from "./prepared.js";
@@ -22,19 +22,23 @@ const w = webhookRegistrations;
 export type Deleted = Record<RetainedTable, number>;
 
 /**
- * SQL for the CTEs `due` (up to `limit` events with an id below `before`,
- * matching `where`, none of whose deliveries is pending or retrying, locked)
- * and `gone` (those of them whose deliveries, locked and read again, have all
- * ended), with `held`, their deliveries.
+ * SQL for the CTEs `due` (up to `limit` events that `older` selects, in its
+ * `order`, none of whose deliveries is pending or retrying, locked), `gone`
+ * (those of them whose deliveries, locked and read again, have all ended),
+ * `held` (their deliveries) and `gone_deliveries`.
  */
-const endedEvents = (where: SQL) => sql`
+const endedEvents = (older: SQL, order: SQL) => sql`
   due as (
     select ${e.id} as id from ${e}
-    where ${e.id} < ${sql.placeholder("before")}::uuid and ${where}
+    where ${older}
+      -- Looked up per event by the (event, webhook) index. OFFSET 0 keeps the
+      -- planner from making this an anti-join that reads the deliveries in
+      -- event order (every ended one before the first open one), and the
+      -- cast from reading the whole due index (the open deliveries) per event.
       and not exists (
-        select 1 from ${d} where ${d.eventId} = ${e.id} and ${d.status} in ('pending', 'retrying')
+        select 1 from ${d} where ${d.eventId} = ${e.id} and ${d.status}::text in ('pending', 'retrying') offset 0
       )
-    order by ${e.id}
+    order by ${order}
     limit ${sql.placeholder("limit")}::int
     for update skip locked
   ), held as (
@@ -48,8 +52,9 @@ const endedEvents = (where: SQL) => sql`
     select h.id from held h where h.event_id in (select id from gone)
   )`;
 
+// Events by id (UUIDv7: time-ordered), a range of the primary key.
 const deleteStatement = preparedStatement<{ events: number; deliveries: number; attempts: number }>(sql`
-  with ${endedEvents(sql`true`)},
+  with ${endedEvents(sql`${e.id} < ${sql.placeholder("before")}::uuid`, sql`${e.id}`)},
   attempts as (
     delete from ${a} where ${a.deliveryId} in (select id from gone_deliveries) returning 1
   ), deliveries as (
@@ -79,8 +84,12 @@ export async function deleteEndedEvents(
   };
 }
 
+// Through event_records_payload_kept_idx (created_at, of the events that have their payload).
 const blankStatement = preparedStatement<{ events: number }>(sql`
-  with ${endedEvents(sql`${e.payloadRemovedAt} is null`)},
+  with ${endedEvents(
+    sql`${e.payloadRemovedAt} is null and ${e.createdAt} < ${sql.placeholder("before")}::timestamptz`,
+    sql`${e.createdAt}`,
+  )},
   attempts as (
     update ${a} set response_body = null
     where ${a.deliveryId} in (select id from gone_deliveries) and ${a.responseBody} is not null
@@ -102,7 +111,7 @@ const blankStatement = preparedStatement<{ events: number }>(sql`
  * response bodies of their deliveries and attempts. Returns how many events.
  */
 export async function removeEndedPayloads(db: Queryable, before: Date, limit: number): Promise<number> {
-  const [row] = await blankStatement(db, { before: uuidv7Floor(before), limit });
+  const [row] = await blankStatement(db, { before: before.toISOString(), limit });
   return row?.events ?? 0;
 }
 
@@ -110,7 +119,8 @@ const unregisteredStatement = preparedStatement<{ webhooks: number; runners: num
   with gone as (
     select ${w.id} as id from ${w}
     where ${w.deletedAt} < ${sql.placeholder("unregisteredBefore")}::timestamptz
-      and not exists (select 1 from ${d} where ${d.webhookId} = ${w.id})
+      -- Per webhook, by its index (OFFSET 0: not an anti-join that reads every delivery).
+      and not exists (select 1 from ${d} where ${d.webhookId} = ${w.id} offset 0)
     order by ${w.id}
     limit ${sql.placeholder("limit")}::int
     for update skip locked
@@ -130,11 +140,17 @@ const unregisteredStatement = preparedStatement<{ webhooks: number; runners: num
  * unregistering and deleting leaves it the time to.)
  */
 export async function deleteUnregisteredWebhooks(
-  db: Queryable,
+  db: Db,
   unregisteredBefore: Date,
   limit: number,
 ): Promise<Pick<Deleted, "webhook_registrations" | "webhook_runners">> {
-  const [row] = await unregisteredStatement(db, { unregisteredBefore: unregisteredBefore.toISOString(), limit });
+  // With few webhooks the planner reckons that a sequential scan finds one of a
+  // webhook's deliveries at once; for one that has none left (the webhooks
+  // this is for) it reads them all. Its index it is.
+  const [row] = await db.$client.begin(async (tx) => {
+    await tx`set local enable_seqscan = off`;
+    return unregisteredStatement(tx, { unregisteredBefore: unregisteredBefore.toISOString(), limit });
+  });
   return { webhook_registrations: row?.webhooks ?? 0, webhook_runners: row?.runners ?? 0 };
 }
 
