@@ -28,7 +28,7 @@ export const RETENTION_SWEEP = {
    * registered just before it was unregistered.
    */
   unregisteredGraceMs: 3_600_000,
-  /** A sweep stops taking batches after this long: the next one (a minute later) goes on. */
+  /** A sweep stops taking batches after this long (pauses included): the next one, a minute later, goes on. */
   maxRunMs: 45_000,
 } as const;
 
@@ -37,6 +37,19 @@ export interface RetentionDeps {
   logger: Logger;
   metrics: Pick<Metrics, "retentionDeleted" | "payloadsRemoved">;
   settings: RetentionSettings;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /** Whether retention has anything to do at all. */
@@ -65,10 +78,16 @@ export async function sweepRetention(
       metrics.retentionDeleted(table, n);
     }
   };
-  /** Runs `batch` until it handles fewer than a batch, or the sweep must stop. */
+  /**
+   * Runs `batch` until it handles fewer than a batch, or the sweep must stop.
+   * After each full batch it waits as long as the batch took (a second at
+   * most): with a backlog to clear, the sweep has the database half the time.
+   */
   const repeat = async (batch: () => Promise<number>) => {
     while (!signal?.aborted && Date.now() < deadline) {
+      const started = Date.now();
       if ((await batch()) < batchSize) return;
+      await pause(Math.min(Date.now() - started, 1000), signal);
     }
   };
   const ago = (ms: number) => new Date(Date.now() - ms);
