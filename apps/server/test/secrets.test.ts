@@ -17,8 +17,10 @@ import {
   sealedKeyId,
 } from "../src/secrets/cipher.js";
 import { KeyRing, keyId } from "../src/secrets/keys.js";
+import { createLogger } from "../src/observability/logger.js";
 import { rekey } from "../src/secrets/rekey.js";
 import { resealPass } from "../src/secrets/reseal.js";
+import { prepareSecrets } from "../src/secrets/start.js";
 import {
   createMigratedDatabase,
   FAST_ENV,
@@ -550,5 +552,69 @@ describe("re-sealing concurrently", () => {
     assert.equal(cipherOf(k2).open(row?.current ?? ""), rotated, "the rotation stands, sealed under the new key");
     assert.equal(sealedKeyId(row?.current ?? ""), keyId(k2));
     assert.match(lines.join("\n"), /rekey: 80 re-sealed, 80 now sealed with key/);
+  });
+});
+
+describe("sealing at start while a server rotates", () => {
+  let db: TestDatabase;
+  let starter: postgres.Sql;
+  let other: postgres.Sql;
+
+  before(async () => {
+    db = await createMigratedDatabase();
+    starter = postgres(db.url, {
+      max: 1,
+      onnotice: () => undefined,
+      connection: { application_name: "httpqueue-start-seal" },
+    });
+    other = postgres(db.url, { max: 1, onnotice: () => undefined });
+  });
+  after(async () => {
+    await Promise.all([starter.end({ timeout: 5 }), other.end({ timeout: 5 })]);
+    await db.drop();
+  });
+
+  it("seals a plain secret that a rotation moved to the previous column between the read and the write", async () => {
+    const key = newKey();
+    const cipher = cipherOf(key);
+    const plain = `whsec_${randomBytes(32).toString("base64")}`;
+    const rotated = `whsec_${randomBytes(32).toString("base64")}`;
+    const [row] = await db.sql<{ id: string }[]>`
+      insert into webhook_registrations (namespace, event, url, signing_secret)
+      values ('start', 'e', 'https://example.com/start', ${plain}) returning id`;
+    assert.ok(row);
+    const logs: string[] = [];
+    let starting: Promise<unknown> | undefined;
+    await other.begin(async (tx) => {
+      await tx`select 1 from webhook_registrations where id = ${row.id} for update`;
+      starting = prepareSecrets({
+        sql: starter,
+        keys: new KeyRing([key]),
+        logger: createLogger("info", { write: (line: string) => logs.push(line) }),
+      });
+      // The start read the row as it was, and now waits for its lock to write it.
+      await eventually(
+        async () => {
+          const [waiting] = await db.sql`
+            select 1 from pg_stat_activity where application_name = 'httpqueue-start-seal' and wait_event_type = 'Lock'`;
+          return waiting;
+        },
+        15_000,
+        "the start waiting on the locked row",
+      );
+      // A rotation by a running server that has the key: the plain secret becomes the previous one, as it was.
+      await tx`
+        update webhook_registrations set previous_signing_secret = signing_secret,
+          previous_secret_expires_at = now() + interval '1 hour', signing_secret = ${cipher.seal(rotated)}
+        where id = ${row.id}`;
+    });
+    await starting;
+    const [stored] = (await storedSecrets(db.sql)).filter((r) => r.id === row.id);
+    assert.ok(stored);
+    assert.equal(cipher.open(stored.current), rotated, "the rotation stands");
+    assert.equal(sealedKeyId(stored.previous ?? ""), keyId(key), "the previous secret is sealed too");
+    assert.equal(cipher.open(stored.previous ?? ""), plain, "and nothing is lost");
+    assert.deepEqual(await findInDatabase(db.sql, forbidden(key)), []);
+    assert.ok(!logs.join("").includes(plain.slice(6)), "no secret in the log");
   });
 });

@@ -1,10 +1,7 @@
 import { connect } from "../db/client.js";
 import { createSecretCipher } from "./cipher.js";
 import type { KeyRing } from "./keys.js";
-import { countSecrets, resealPass, RESEAL_BATCH, type ResealCounts } from "./reseal.js";
-
-/** Passes at most: another one runs only while rows changed during the last (rotated meanwhile). */
-const MAX_PASSES = 5;
+import { countSecrets, RESEAL_BATCH, resealUntilSettled } from "./reseal.js";
 
 export interface RekeyOptions {
   databaseUrl: string | undefined;
@@ -42,14 +39,12 @@ export async function rekey(options: RekeyOptions): Promise<number> {
     const cipher = createSecretCipher(keys);
     const keyId = keys.current.id;
     out(`rekey: sealing every signing secret with key ${keyId} (SECRETS_KEY holds ${keys.ids.join(", ")})`);
-    const total: ResealCounts = { resealed: 0, changed: 0, unopenable: 0 };
-    for (let pass = 1; pass <= MAX_PASSES; pass++) {
-      const counts = await resealPass(sql, cipher, { kind: "not-under", keyId }, options.batchSize ?? RESEAL_BATCH);
-      total.resealed += counts.resealed;
-      total.unopenable = counts.unopenable;
-      total.changed = counts.changed;
-      if (counts.changed === 0) break;
-    }
+    const total = await resealUntilSettled(
+      sql,
+      cipher,
+      { kind: "not-under", keyId },
+      options.batchSize ?? RESEAL_BATCH,
+    );
     const stored = await countSecrets(sql);
     const current = stored.sealed.get(keyId) ?? 0;
     const others = [...stored.sealed].filter(([id]) => id !== keyId);

@@ -86,6 +86,32 @@ export async function resealPass(
   }
 }
 
+/** Passes at most: another one runs only while rows changed during the last. */
+const MAX_PASSES = 5;
+
+/**
+ * Passes of `resealPass` until one finds no row changed meanwhile (or
+ * MAX_PASSES): a rotation between a pass's read and its write moves the
+ * secret the pass read into previous_signing_secret as it was (plain, or
+ * under another key), where only a further pass sees it.
+ */
+export async function resealUntilSettled(
+  sql: Sql,
+  cipher: SecretCipher,
+  target: ResealTarget,
+  batchSize = RESEAL_BATCH,
+): Promise<ResealCounts> {
+  const total: ResealCounts = { resealed: 0, changed: 0, unopenable: 0 };
+  for (let pass = 1; pass <= MAX_PASSES; pass++) {
+    const counts = await resealPass(sql, cipher, target, batchSize);
+    total.resealed += counts.resealed;
+    total.unopenable = counts.unopenable;
+    total.changed = counts.changed;
+    if (counts.changed === 0) break;
+  }
+  return total;
+}
+
 /** Stored signing secrets by form: plain, and sealed by key id. */
 export interface StoredSecrets {
   plain: number;

@@ -2,7 +2,7 @@ import type { Sql } from "../db/client.js";
 import type { Logger } from "../observability/logger.js";
 import { createSecretCipher, plaintextSecrets, type SecretCipher } from "./cipher.js";
 import type { KeyRing } from "./keys.js";
-import { countSecrets, resealPass } from "./reseal.js";
+import { countSecrets, resealUntilSettled } from "./reseal.js";
 
 /** The stored secrets do not fit this server's SECRETS_KEY: it must not start. */
 export class SecretsKeyMismatchError extends Error {
@@ -42,7 +42,7 @@ export async function prepareSecrets(options: {
   }
   const cipher = createSecretCipher(keys);
   if (stored.plain > 0) {
-    const counts = await resealPass(sql, cipher, { kind: "plain" });
+    const counts = await resealUntilSettled(sql, cipher, { kind: "plain" });
     logger.info(
       { sealed: counts.resealed, changedMeanwhile: counts.changed, keyId: keys.current.id },
       `sealed ${plural(counts.resealed, "plain signing secret")} with SECRETS_KEY (key ${keys.current.id})`,
