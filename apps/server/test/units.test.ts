@@ -97,6 +97,30 @@ describe("pace", () => {
     );
   });
 
+  it("never starts more requests within a second than the rate limit, a late start and all", () => {
+    // A runner that starts each request when hold() allows it, the first one 15 ms late.
+    const pace = new Pace({ pausedUntil: null, pace: null, nextSendAt: null });
+    pace.rateLimit = 50;
+    const starts: number[] = [];
+    for (let t = 15; starts.length < 200;) {
+      const hold = pace.hold(t);
+      if (hold === undefined) {
+        pace.take(t);
+        starts.push(t);
+      } else {
+        t += hold.ms;
+      }
+    }
+    // The spacing keeps to its schedule after the late start (one every 20 ms: 20, 40…).
+    assert.deepEqual(starts.slice(0, 3), [15, 20, 40]);
+    for (let i = 50; i < starts.length; i++) {
+      const window = (starts[i] ?? 0) - (starts[i - 50] ?? 0);
+      assert.ok(window >= 1000, `requests ${i - 50} to ${i} (51 of them) started within ${window} ms`);
+    }
+    assert.equal(starts[50], 1015, "the 51st waits a second after the first");
+    assert.equal(starts[199], 3980, "then on schedule: the rate limit is reached, not undercut");
+  });
+
   it("goes on from the state the last runner left", () => {
     const pace = new Pace({ pausedUntil: 5_000, pace: 2, nextSendAt: 1_000 });
     assert.deepEqual(pace.hold(0), { ms: 5_000, reason: "paused" });

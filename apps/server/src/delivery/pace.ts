@@ -38,6 +38,14 @@ export class Pace {
   private bucketStart = -Infinity;
   private bucketCount = 0;
   private previousCount = 0;
+  /**
+   * Start times of the requests of the last second, oldest first, from
+   * `recentHead` on: the spacing lets a request that started late be
+   * followed by the next one on its time, which alone would allow one
+   * request more than the rate limit within a second.
+   */
+  private recent: number[] = [];
+  private recentHead = 0;
 
   constructor(state: PaceState) {
     this.pausedUntil = state.pausedUntil ?? 0;
@@ -56,7 +64,21 @@ export class Pace {
     if (Number.isFinite(this.rate()) && this.nextSendAt > now) {
       return { ms: this.nextSendAt - now, reason: "rate_limit" };
     }
+    const windowFreeAt = this.windowFreeAt(now);
+    if (windowFreeAt > now) return { ms: windowFreeAt - now, reason: "rate_limit" };
     return undefined;
+  }
+
+  /** When the last second's requests leave room for one more under the rate limit (now or earlier: there is room). */
+  private windowFreeAt(now: number): number {
+    while (this.recentHead < this.recent.length && (this.recent[this.recentHead] ?? 0) <= now - 1000) this.recentHead++;
+    if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
+      this.recent = this.recent.slice(this.recentHead);
+      this.recentHead = 0;
+    }
+    if (this.rateLimit <= 0 || this.recent.length - this.recentHead < this.rateLimit) return 0;
+    // The request that must leave the window first: rateLimit requests back from the next one.
+    return (this.recent[this.recent.length - this.rateLimit] ?? 0) + 1000;
   }
 
   /** A request starts now: the next one waits its turn. */
@@ -67,6 +89,10 @@ export class Pace {
       // below the limit); after a longer gap, the schedule starts again from now (no burst).
       const interval = 1000 / rate;
       this.nextSendAt = (now - this.nextSendAt < interval ? this.nextSendAt : now) + interval;
+    }
+    if (this.rateLimit > 0) {
+      this.windowFreeAt(now);
+      this.recent.push(now);
     }
     if (now - this.bucketStart >= 1000) {
       this.previousCount = now - this.bucketStart < 2000 ? this.bucketCount : 0;
