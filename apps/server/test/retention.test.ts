@@ -6,7 +6,7 @@ import { eventually, startReceiver, type Receiver, type TestDatabase } from "@ht
 import { startApp, type App, type AppConfig } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createDatabase } from "../src/db/client.js";
-import { deleteEndedEvents } from "../src/db/retention.js";
+import { deleteEndedEvents, removeEndedPayloads } from "../src/db/retention.js";
 import { createLogger } from "../src/observability/logger.js";
 import { scrape } from "./helpers/http.js";
 import { rejection } from "./helpers/rejection.js";
@@ -388,6 +388,94 @@ describe("retention", () => {
       await db.drop();
     }
   });
+
+  // A batch that began before a replay (or fan-out) added a delivery, and
+  // reached its event after that committed, must see the delivery.
+  for (const batch of ["removeEndedPayloads", "deleteEndedEvents"] as const) {
+    it(`${batch}: a delivery added while the batch began keeps its event`, async () => {
+      const database = await createMigratedDatabase();
+      // One connection for the batch, two reserved (the test's advisory lock, the added delivery).
+      const db = createDatabase({ url: database.url, poolSize: 3 });
+      const { sql } = database;
+      const holder = await db.$client.reserve();
+      const adder = await db.$client.reserve();
+      try {
+        const [w1, w2] = await sql<{ id: string }[]>`
+          insert into webhook_registrations (namespace, event, url, signing_secret)
+          values ('race', 'e', 'http://127.0.0.1:1/', 'whsec_x'), ('race', 'e', 'http://127.0.0.1:2/', 'whsec_x')
+          returning id`;
+        const [event] = await sql<{ id: string }[]>`
+          insert into event_records (namespace, event, payload, ttl_seconds, expires_at)
+          values ('race', 'e', '{"n":1}', 60, now() + interval '1 day') returning id`;
+        const eventId = event?.id ?? "";
+        await sql`
+          insert into webhook_deliveries (webhook_id, event_id, status, max_attempts)
+          values (${w1?.id ?? ""}, ${eventId}, 'succeeded', 1)`;
+        // The batch's changes wait, once it has begun, for the advisory lock the test holds.
+        await sql.unsafe(`
+          create function hold() returns trigger language plpgsql as $$
+          begin perform pg_advisory_xact_lock(4242); return null; end $$;
+          create trigger hold before update or delete on event_records for each statement execute function hold();
+          create trigger hold before update or delete on webhook_deliveries for each statement execute function hold();
+          create trigger hold before update or delete on delivery_attempts for each statement execute function hold();`);
+        await holder`select pg_advisory_lock(4242)`;
+        const future = new Date(Date.now() + 60_000);
+        const running = (
+          batch === "removeEndedPayloads" ? removeEndedPayloads(db, future, 10) : deleteEndedEvents(db, future, 10)
+        ).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        await eventually(async () => {
+          const [waiting] = await sql<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and wait_event = 'advisory'`;
+          return waiting?.n === 1 ? true : undefined;
+        });
+        // As ReplayMissed and fan-out do: the event held FOR SHARE (unless its payload went), a delivery added.
+        let added = false;
+        await adder`begin`;
+        try {
+          await adder`set local lock_timeout = '1s'`;
+          const held = await adder`
+            select 1 from event_records where id = ${eventId} and payload_removed_at is null for share`;
+          if (held.length === 1) {
+            await adder`
+              insert into webhook_deliveries (webhook_id, event_id, status, max_attempts, next_attempt_at)
+              values (${w2?.id ?? ""}, ${eventId}, 'pending', 1, now())`;
+            added = true;
+          }
+          await adder`commit`;
+        } catch {
+          // The batch held the event first: the delivery is not added (and the event may go).
+          await adder`rollback`;
+          added = false;
+        }
+        await holder`select pg_advisory_unlock(4242)`;
+        assert.equal(await running, undefined, "the batch did not fail");
+        const [row] = await sql<{ payload: string; pending: number }[]>`
+          select e.payload, (select count(*)::int from webhook_deliveries d
+            where d.event_id = e.id and d.status = 'pending') as pending
+          from event_records e where e.id = ${eventId}`;
+        if (added) {
+          assert.deepEqual(
+            { ...row },
+            { payload: '{"n":1}', pending: 1 },
+            "its pending delivery keeps the event whole",
+          );
+        } else if (batch === "removeEndedPayloads") {
+          assert.deepEqual({ ...row }, { payload: "", pending: 0 }, "the batch held it first, and blanked it");
+        } else {
+          assert.equal(row, undefined, "the batch held it first, and deleted it");
+        }
+      } finally {
+        holder.release();
+        adder.release();
+        await db.$client.end();
+        await database.drop();
+      }
+    });
+  }
 
   it("takes different events in batches that run at once, and deletes each once", async () => {
     const database = await createMigratedDatabase();

@@ -6,12 +6,17 @@ import { RETENTION_TASK } from "./jobs.js";
 import { preparedStatement } from "./prepared.js";
 import { deliveryAttempts, eventRecords, webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
 
-// Retention: what is old enough goes, in small batches. Each batch is one
-// statement (its own short transaction) that locks the events it takes with
-// SKIP LOCKED, so that batches running at once, on one server or several,
-// take different events; then locks their deliveries and reads them as they
-// are now, so that a delivery resent since the statement began keeps its
-// event. Nothing waits on a batch for longer than the batch takes.
+// Retention: what is old enough goes, in small batches. Each batch is a
+// short transaction of two statements. The first locks the events it takes
+// with SKIP LOCKED, so that batches running at once, on one server or
+// several, take different events. The second, whose snapshot is taken once
+// those locks are held, locks their deliveries and reads them as they are
+// now: a delivery resent meanwhile, or added by a replay or fan-out that
+// committed while the first statement ran (they hold the event FOR SHARE
+// while they add it), keeps its event. (In one statement, its snapshot
+// older than its locks, such a delivery went unseen: its event lost its
+// payload with a delivery still to make, or the batch failed on the foreign
+// key.) Nothing waits on a batch for longer than the batch takes.
 
 const e = eventRecords;
 const d = webhookDeliveries;
@@ -22,13 +27,11 @@ const w = webhookRegistrations;
 export type Deleted = Record<RetainedTable, number>;
 
 /**
- * SQL for the CTEs `due` (up to `limit` events that `older` selects, in its
- * `order`, none of whose deliveries is pending or retrying, locked), `gone`
- * (those of them whose deliveries, locked and read again, have all ended),
- * `held` (their deliveries) and `gone_deliveries`.
+ * Up to `limit` events that `older` selects, in its `order`, none of whose
+ * deliveries is pending or retrying (as far as this statement sees), locked.
  */
-const endedEvents = (older: SQL, order: SQL) => sql`
-  due as (
+const lockStatement = (older: SQL, order: SQL) =>
+  preparedStatement<{ id: string }>(sql`
     select ${e.id} as id from ${e}
     where ${older}
       -- Looked up per event by the (event, webhook) index. OFFSET 0 keeps the
@@ -41,9 +44,19 @@ const endedEvents = (older: SQL, order: SQL) => sql`
     order by ${order}
     limit ${sql.placeholder("limit")}::int
     for update skip locked
+  `);
+
+/**
+ * SQL for the CTEs `due` (the events locked, `ids`), `held` (their
+ * deliveries, locked and read as they are now), `gone` (those events whose
+ * deliveries have all ended) and `gone_deliveries`.
+ */
+const endedEvents = sql`
+  due as (
+    select x.id from unnest(${sql.placeholder("ids")}::uuid[]) as x(id)
   ), held as (
     select ${d.id} as id, ${d.eventId} as event_id, ${d.status} as status from ${d}
-    where ${d.eventId} in (select id from due)
+    where ${d.eventId} = any(${sql.placeholder("ids")}::uuid[])
     for update
   ), gone as (
     select due.id from due
@@ -52,9 +65,28 @@ const endedEvents = (older: SQL, order: SQL) => sql`
     select h.id from held h where h.event_id in (select id from gone)
   )`;
 
+/**
+ * Runs `change` (with the `ids` of the events `lock` locked) in a transaction
+ * that locks them first; resolves with no row when none was locked.
+ */
+async function inBatch<Row extends Record<string, unknown>>(
+  db: Db,
+  lock: (tx: Queryable, values: Record<string, unknown>) => Promise<{ id: string }[]>,
+  change: (tx: Queryable, values: Record<string, unknown>) => Promise<Row[]>,
+  values: Record<string, unknown>,
+): Promise<Row | undefined> {
+  let row: Row | undefined;
+  await db.$client.begin(async (tx) => {
+    const locked = await lock(tx, values);
+    if (locked.length > 0) [row] = await change(tx, { ids: `{${locked.map((l) => l.id).join(",")}}` });
+  });
+  return row;
+}
+
 // Events by id (UUIDv7: time-ordered), a range of the primary key.
+const lockByIdStatement = lockStatement(sql`${e.id} < ${sql.placeholder("before")}::uuid`, sql`${e.id}`);
 const deleteStatement = preparedStatement<{ events: number; deliveries: number; attempts: number }>(sql`
-  with ${endedEvents(sql`${e.id} < ${sql.placeholder("before")}::uuid`, sql`${e.id}`)},
+  with ${endedEvents},
   attempts as (
     delete from ${a} where ${a.deliveryId} in (select id from gone_deliveries) returning 1
   ), deliveries as (
@@ -72,11 +104,11 @@ const deleteStatement = preparedStatement<{ events: number; deliveries: number; 
  * at the end of the statement: the order of the deletes does not matter).
  */
 export async function deleteEndedEvents(
-  db: Queryable,
+  db: Db,
   before: Date,
   limit: number,
 ): Promise<Pick<Deleted, "event_records" | "webhook_deliveries" | "delivery_attempts">> {
-  const [row] = await deleteStatement(db, { before: uuidv7Floor(before), limit });
+  const row = await inBatch(db, lockByIdStatement, deleteStatement, { before: uuidv7Floor(before), limit });
   return {
     event_records: row?.events ?? 0,
     webhook_deliveries: row?.deliveries ?? 0,
@@ -85,11 +117,12 @@ export async function deleteEndedEvents(
 }
 
 // Through event_records_payload_kept_idx (created_at, of the events that have their payload).
+const lockKeptStatement = lockStatement(
+  sql`${e.payloadRemovedAt} is null and ${e.createdAt} < ${sql.placeholder("before")}::timestamptz`,
+  sql`${e.createdAt}`,
+);
 const blankStatement = preparedStatement<{ events: number }>(sql`
-  with ${endedEvents(
-    sql`${e.payloadRemovedAt} is null and ${e.createdAt} < ${sql.placeholder("before")}::timestamptz`,
-    sql`${e.createdAt}`,
-  )},
+  with ${endedEvents},
   attempts as (
     update ${a} set response_body = null
     where ${a.deliveryId} in (select id from gone_deliveries) and ${a.responseBody} is not null
@@ -110,8 +143,8 @@ const blankStatement = preparedStatement<{ events: number }>(sql`
  * deliveries have all ended (payload "", payload_removed_at set), and the
  * response bodies of their deliveries and attempts. Returns how many events.
  */
-export async function removeEndedPayloads(db: Queryable, before: Date, limit: number): Promise<number> {
-  const [row] = await blankStatement(db, { before: before.toISOString(), limit });
+export async function removeEndedPayloads(db: Db, before: Date, limit: number): Promise<number> {
+  const row = await inBatch(db, lockKeptStatement, blankStatement, { before: before.toISOString(), limit });
   return row?.events ?? 0;
 }
 
