@@ -175,11 +175,43 @@ describe("event intake", () => {
     await big.receiver.waitForRequests(1);
     await sleep(300);
     assert.equal(big.receiver.requests.length, 1, "only the exact number matches");
-    for (const payload of ['{"a": "\\u0000"}', '{"a": "\\ud800"}', '{"a": 1e400}']) {
+    // JavaScript reads 1e-16384 and 0e2000000000 as 0; jsonb's numeric keeps 16383 digits after the point.
+    for (const payload of [
+      '{"a": "\\u0000"}',
+      '{"a": "\\ud800"}',
+      '{"a": 1e400}',
+      '{"a": 1e-16384}',
+      "[0.0e-16383]",
+      '{"a": 0e2000000000}',
+    ]) {
       const err = await rejection(server.client.pushEvent({ namespace: "exact", event: "e", payload }));
       assert.equal(err.code, Code.INVALID_ARGUMENT, payload);
       assert.match(err.details, /^payload: /);
     }
+    // At the limit, and such text in a string, are JSON that jsonb holds: compared as jsonb (an idempotency key).
+    const fine = '{"a": 1e-16383, "b": "1e-99999 \\u0041"}';
+    const stored = await server.client.pushEvent({
+      namespace: "exact",
+      event: "e",
+      payload: fine,
+      idempotencyKey: "k",
+    });
+    const repeat = await server.client.pushEvent({
+      namespace: "exact",
+      event: "e",
+      payload: ` ${fine}`,
+      idempotencyKey: "k",
+    });
+    assert.deepEqual(repeat, { eventId: stored.eventId, duplicate: true });
+    const fineFilter = await rejection(
+      server.client.registerWebhook({
+        namespace: "exact",
+        event: "e",
+        url: big.receiver.url,
+        filter: '{"a": 1e-16384}',
+      }),
+    );
+    assert.match(fineFilter.details, /^filter: has a number PostgreSQL cannot store/);
     const filterErr = await rejection(
       server.client.registerWebhook({
         namespace: "exact",

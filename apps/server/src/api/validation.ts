@@ -198,8 +198,29 @@ export function checkPayload(field: string, value: string, maxBytes: number): st
   return value;
 }
 
-/** What JSON.parse takes and PostgreSQL's jsonb does not: `\u0000`, half a surrogate pair, numbers past a double. */
+/** What JSON.parse takes and PostgreSQL's jsonb may not: `\u0000`, half a surrogate pair, numbers past a double or numeric. */
 const MAYBE_NOT_JSONB = /\\u|\d[eE][+-]?\d{3}|\d{300}/;
+/** Most digits a jsonb number keeps after the decimal point (PostgreSQL's NUMERIC_DSCALE_MAX). */
+const NUMERIC_SCALE_MAX = 16383;
+/** PostgreSQL refuses an exponent this large or larger, either way, whatever the digits (INT_MAX / 2). */
+const NUMERIC_EXPONENT_LIMIT = 1073741823;
+/** A string (passed over) or a number of JSON text, with its fraction's digits and its exponent. */
+const JSON_STRING_OR_NUMBER = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.(\d+))?(?:[eE]([+-]?\d+))?/g;
+
+/**
+ * Whether a number of the (valid) JSON text is one jsonb cannot hold though
+ * JavaScript reads it as a finite number (1e-16384 and 0e2000000000 are 0):
+ * more digits after the decimal point, counting the exponent, than jsonb
+ * keeps, or an exponent past its limit.
+ */
+function hasUnstorableNumber(text: string): boolean {
+  for (const [token, fraction, exponent] of text.matchAll(JSON_STRING_OR_NUMBER)) {
+    if (token.startsWith('"') || (exponent === undefined && fraction === undefined)) continue;
+    const e = Number(exponent ?? 0);
+    if (Math.abs(e) >= NUMERIC_EXPONENT_LIMIT || (fraction?.length ?? 0) - e > NUMERIC_SCALE_MAX) return true;
+  }
+  return false;
+}
 
 /**
  * Refuses JSON that jsonb cannot hold (payloads are matched against filters
@@ -227,7 +248,11 @@ function checkJsonbSafe(field: string, text: string, parsed: unknown): void {
     }
     return undefined;
   };
-  const found = problem(parsed);
+  const found =
+    problem(parsed) ??
+    (hasUnstorableNumber(text)
+      ? "has a number PostgreSQL cannot store (too many digits after the decimal point, or too large an exponent)"
+      : undefined);
   if (found !== undefined) throw invalidArgument(field, found);
 }
 
