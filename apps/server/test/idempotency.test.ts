@@ -128,6 +128,28 @@ describe("idempotency window", () => {
     );
   });
 
+  it("answers ABORTED (retry) when the event holding the key went between the push's insert and its read", async () => {
+    const { sql } = server.db;
+    // The key's event goes right after an insert that found the key held (as when retention or a push that
+    // freed the key after the window commits in between), in the push's own transaction.
+    await sql.unsafe(`
+      create function vanish() returns trigger language plpgsql as $$
+      begin
+        update public.event_records set idempotency_key = null
+        where idempotency_key = 'vanishing' and id not in (select id from inserted);
+        return null;
+      end $$;
+      create trigger vanish after insert on event_records referencing new table as inserted
+        for each statement execute function vanish();`);
+    try {
+      await push("vanishing", '{"v":1}');
+      const err = await rejection(push("vanishing", '{"v":1}'));
+      assert.equal(err.code, Code.ABORTED, err.details);
+    } finally {
+      await sql.unsafe("drop trigger vanish on event_records; drop function vanish()");
+    }
+  });
+
   describe("httpqueue.push_event", () => {
     it("raises 23505 naming the key for another payload, returns the first id for the same, and stores anew after the window", async () => {
       const { sql } = server.db;

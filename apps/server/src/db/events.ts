@@ -74,8 +74,10 @@ export async function insertEvent(db: Db, input: NewEvent): Promise<InsertedEven
   const { id, existingId, mismatch } = await batcherFor(db).add(input);
   if (id !== null) return { eventId: id, duplicate: false };
   if (existingId === null) {
-    // The key's event went (retention) between the insert and the read that followed it.
-    throw new Error("event insert returned no row, and no event holds its idempotency key");
+    // The key's event went (retention, or a push that gave the key up after the window) between the insert and
+    // the read that followed it: nothing was stored, and a retry finds the key free or held. A serialization
+    // failure, as httpqueue.push_event raises (ABORTED).
+    throw Object.assign(new Error("the idempotency key's event went while the push ran: retry"), { code: "40001" });
   }
   if (mismatch !== null) {
     throw new IdempotencyKeyConflictError(input.idempotencyKey ?? "", input.namespace, existingId, mismatch);
