@@ -175,7 +175,14 @@ describe("retention", () => {
       });
       const mixedRows = await rowsOf(db, mixed);
       // Unregistered: one with a delivery keeps its row until that goes; one without goes after the grace.
+      // Its secrets (a rotation's previous one too) are wiped at once.
+      const rotated = await two.client.rotateSecret({ webhookId: gone.webhookId, overlapSeconds: 3600 });
+      assert.ok(rotated.previousSecretExpiresAt, "the previous secret signs on");
       await two.client.unregisterWebhook({ webhookId: gone.webhookId });
+      const [wiped] = await db.sql<{ current: string; previous: string | null }[]>`
+        select signing_secret as current, previous_signing_secret as previous
+        from webhook_registrations where id = ${gone.webhookId}`;
+      assert.deepEqual({ ...wiped }, { current: "", previous: null }, "the secrets are wiped when it is unregistered");
       await two.client.unregisterWebhook({ webhookId: lonely.webhookId });
       await db.sql`insert into webhook_runners (webhook_id, owner) values (${gone.webhookId}, 'a-pool-long-gone')`;
       // Jobs that failed for good an hour ago: ours goes, another task's stays.
