@@ -92,7 +92,11 @@ export async function terminate(server: ServerProcess, graceMs = 30_000): Promis
   if (server.child.exitCode !== null || server.child.signalCode !== null) return server.exited;
   server.child.kill("SIGTERM");
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), graceMs)));
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(undefined);
+    }, graceMs);
+  });
   const code = await Promise.race([server.exited, late]);
   clearTimeout(timer);
   if (code !== undefined) return code;
