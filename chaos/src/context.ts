@@ -1,6 +1,11 @@
 import { createClient, DeliveryStatus, type HttpQueueClient } from "@httpqueue/sdk";
 import { freePort } from "@httpqueue/testkit";
+import { lostEvents } from "./analysis.js";
+import { DeadlineError, waitFor } from "./clock.js";
 import { createDatabase, dropDatabase } from "./databases.js";
+import type { PushLoad } from "./load.js";
+import type { Recorder } from "./receiver.js";
+import { count } from "./report.js";
 import type { Resources } from "./resources.js";
 import { startServer, type RunningServer } from "./servers.js";
 
@@ -86,4 +91,40 @@ export async function notSucceeded(client: HttpQueueClient, webhookIds: readonly
     for (const [name, n] of await deliveryCounts(client, id)) if (name !== "SUCCEEDED") open += n;
   }
   return open;
+}
+
+export interface Settled {
+  /** The acknowledged events' sequence numbers, once the load had finished. */
+  acknowledged: number[];
+  /** The waits that ran past the deadline: broken promises. */
+  broken: string[];
+}
+
+/**
+ * Once the load has finished: waits until the receiver has answered 2xx to
+ * every acknowledged event and every delivery of `webhookIds` is SUCCEEDED
+ * (asked through `client`). A wait past the scenario's deadline is returned
+ * as broken, so the scenario still measures and reports what happened.
+ */
+export async function settleDeliveries(
+  ctx: ScenarioContext,
+  options: { load: PushLoad; recorder: Recorder; client: HttpQueueClient; webhookIds: readonly string[] },
+): Promise<Settled> {
+  const { load, recorder, client, webhookIds } = options;
+  await load.finished;
+  const acknowledged = [...load.acknowledged.keys()];
+  ctx.say(`${count(acknowledged.length)} acknowledged; waiting for their deliveries`);
+  const broken: string[] = [];
+  try {
+    await waitFor("every acknowledged event delivered", ctx.deadlineAt - 20_000, () =>
+      lostEvents(acknowledged, recorder.receipts).length === 0 ? true : undefined,
+    );
+    await waitFor("every delivery SUCCEEDED (GetWebhookStatus)", ctx.deadlineAt - 10_000, async () =>
+      (await notSucceeded(client, webhookIds)) === 0 ? true : undefined,
+    );
+  } catch (err) {
+    if (!(err instanceof DeadlineError)) throw err;
+    broken.push(err.message);
+  }
+  return { acknowledged, broken };
 }

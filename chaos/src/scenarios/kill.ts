@@ -1,8 +1,8 @@
 // SIGKILL the server while events are pushed and delivered, restart it on
 // the same ports, and again: nothing acknowledged may be lost.
 import { duplicates, firstReceiptAfter, lostEvents, storedTwice } from "../analysis.js";
-import { DeadlineError, waitFor } from "../clock.js";
-import { connect, freshDatabase, launch, notSucceeded, serverSlot, type Scenario } from "../context.js";
+import { waitFor } from "../clock.js";
+import { connect, freshDatabase, launch, serverSlot, settleDeliveries, type Scenario } from "../context.js";
 import { startPushing } from "../load.js";
 import { startRecorder } from "../receiver.js";
 import { count, histogram, seconds, errorSummary } from "../report.js";
@@ -54,21 +54,7 @@ export const killScenario: Scenario = {
       server = await launch(ctx, slot);
       restarts.push({ killedAt, restartedAt, readyAt: Date.now() });
     }
-    await load.finished;
-    const acknowledged = [...load.acknowledged.keys()];
-    ctx.say(`${count(acknowledged.length)} acknowledged; waiting for their deliveries`);
-    const broken: string[] = [];
-    try {
-      await waitFor("every acknowledged event delivered", ctx.deadlineAt - 20_000, () =>
-        lostEvents(acknowledged, recorder.receipts).length === 0 ? true : undefined,
-      );
-      await waitFor("every delivery SUCCEEDED (GetWebhookStatus)", ctx.deadlineAt - 10_000, async () =>
-        (await notSucceeded(client, [webhookId])) === 0 ? true : undefined,
-      );
-    } catch (err) {
-      if (!(err instanceof DeadlineError)) throw err;
-      broken.push(err.message);
-    }
+    const { acknowledged, broken } = await settleDeliveries(ctx, { load, recorder, client, webhookIds: [webhookId] });
     errorLines.push(...server.errorLines());
     const lastAck = Math.max(...load.acknowledged.values());
     const lastFirstDelivery = lastDeliveryOf(recorder.receipts);

@@ -10,9 +10,9 @@ import {
   shortestSpan,
   storedTwice,
 } from "../analysis.js";
-import { DeadlineError, sleep, waitFor } from "../clock.js";
+import { sleep, waitFor } from "../clock.js";
 import { createCluster } from "../cluster.js";
-import { connect, launch, notSucceeded, serverSlot, type Scenario } from "../context.js";
+import { connect, launch, serverSlot, settleDeliveries, type Scenario } from "../context.js";
 import { attemptStarts, openDatabase } from "../databases.js";
 import { startPushing } from "../load.js";
 import { startRecorder } from "../receiver.js";
@@ -81,21 +81,7 @@ export const postgresScenario: Scenario = {
     const readyAgainAt = await waitFor("/readyz to answer 200 again", pushDeadline, async () =>
       (await server.readyz()) === 200 ? Date.now() : undefined,
     );
-    await load.finished;
-    const acknowledged = [...load.acknowledged.keys()];
-    ctx.say(`${count(acknowledged.length)} acknowledged; waiting for their deliveries`);
-    const broken: string[] = [];
-    try {
-      await waitFor("every acknowledged event delivered", ctx.deadlineAt - 20_000, () =>
-        lostEvents(acknowledged, recorder.receipts).length === 0 ? true : undefined,
-      );
-      await waitFor("every delivery SUCCEEDED (GetWebhookStatus)", ctx.deadlineAt - 10_000, async () =>
-        (await notSucceeded(client, [webhookId])) === 0 ? true : undefined,
-      );
-    } catch (err) {
-      if (!(err instanceof DeadlineError)) throw err;
-      broken.push(err.message);
-    }
+    const { acknowledged, broken } = await settleDeliveries(ctx, { load, recorder, client, webhookIds: [webhookId] });
 
     const alive = server.exitStatus() === undefined;
     const codes = [...load.failures.keys()];

@@ -3,8 +3,8 @@
 // ordering and rate limits kept, and both servers deliver.
 import { Ordering, type HttpQueueClient } from "@httpqueue/sdk";
 import { busiestWindow, duplicates, lostEvents, outOfOrder, shortestSpan, storedTwice } from "../analysis.js";
-import { DeadlineError, sleep, waitFor } from "../clock.js";
-import { connect, freshDatabase, launch, notSucceeded, serverSlot, type Scenario } from "../context.js";
+import { sleep, waitFor } from "../clock.js";
+import { connect, freshDatabase, launch, serverSlot, settleDeliveries, type Scenario } from "../context.js";
 import { attemptStarts, openDatabase } from "../databases.js";
 import { startPushing } from "../load.js";
 import { startRecorder } from "../receiver.js";
@@ -76,21 +76,7 @@ export const twoServersScenario: Scenario = {
     const restartedAt = Date.now();
     a = await launch(ctx, slotA);
     const readyAt = Date.now();
-    await load.finished;
-    const acknowledged = [...load.acknowledged.keys()];
-    ctx.say(`${count(acknowledged.length)} acknowledged; waiting for their deliveries`);
-    const broken: string[] = [];
-    try {
-      await waitFor("every acknowledged event delivered", ctx.deadlineAt - 20_000, () =>
-        lostEvents(acknowledged, recorder.receipts).length === 0 ? true : undefined,
-      );
-      await waitFor("every delivery SUCCEEDED (GetWebhookStatus)", ctx.deadlineAt - 10_000, async () =>
-        (await notSucceeded(clientA, webhookIds)) === 0 ? true : undefined,
-      );
-    } catch (err) {
-      if (!(err instanceof DeadlineError)) throw err;
-      broken.push(err.message);
-    }
+    const { acknowledged, broken } = await settleDeliveries(ctx, { load, recorder, client: clientA, webhookIds });
     const attemptsA2 = attemptsIn(await a.metrics());
     const attemptsB = attemptsIn(await b.metrics());
     errors.push(...a.errorLines(), ...b.errorLines());
