@@ -2,12 +2,15 @@ import assert from "node:assert/strict";
 import { createPublicKey, generateKeyPairSync, randomBytes, verify } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
+import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Code, SignatureScheme, type HttpQueueClient } from "@httpqueue/sdk";
 import { eventually, startReceiver, type ReceivedRequest, type Receiver } from "@httpqueue/testkit";
 import { rejection } from "./helpers/rejection.js";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import { createMigratedDatabase, startTestServer, type TestServer } from "./helpers/server.js";
+import { clearExpiredSecrets } from "../src/db/signing-secrets.js";
+import * as schema from "../src/db/schema.js";
 
 // Signing-secret rotation: during an overlap each delivery carries a signature
 // with the new and the old secret, afterwards only the new one's. Checked with
@@ -392,5 +395,47 @@ describe("signing-secret rotation", () => {
     assert.ok(issued.includes(previousSigningSecret), "so is the previous one");
     assert.notEqual(signingSecret, previousSigningSecret);
     assert.notEqual(previousSigningSecret, original, "each rotation saw the one before it");
+  });
+});
+
+describe("clearing previous secrets whose overlap ended", () => {
+  // Every server runs it at each health sweep: among many webhooks, it reads
+  // only those in an overlap (webhook_registrations_previous_secret_idx).
+  it("wipes the expired ones only, through the partial index rather than a scan of every webhook", async () => {
+    const db = await createMigratedDatabase();
+    const statements: { text: string; params: unknown[] }[] = [];
+    const client = postgres(db.url, {
+      max: 1,
+      onnotice: () => undefined,
+      debug: (_connection, text, params) => statements.push({ text, params }),
+    });
+    try {
+      await db.sql`
+        insert into webhook_registrations (namespace, event, url, signing_secret, previous_signing_secret, previous_secret_expires_at)
+        select 'many', 'e', 'https://example.com/' || i, 'whsec_' || md5(i::text),
+          case when i % 1000 = 0 then 'whsec_old' || i end,
+          case when i % 2000 = 0 then now() - interval '1 minute' when i % 1000 = 0 then now() + interval '1 hour' end
+        from generate_series(1, 20000) i`;
+      await db.sql`analyze webhook_registrations`;
+
+      assert.equal(await clearExpiredSecrets(drizzle(client, { schema })), 10);
+      const [left] = await db.sql<{ previous: number; running: number }[]>`
+        select count(previous_signing_secret)::int as previous, count(*) filter (where previous_secret_expires_at > now())::int as running
+        from webhook_registrations`;
+      assert.deepEqual(left, { previous: 10, running: 10 }, "the ten still in their overlap are kept");
+
+      const clear = statements.find((s) => s.text.startsWith("update"));
+      assert.ok(clear, "the statement was seen");
+      const [{ "QUERY PLAN": plan }] = (await db.sql.unsafe(
+        `explain (format json) ${clear.text}`,
+        clear.params as never[],
+      )) as [{ "QUERY PLAN": unknown }];
+      const text = JSON.stringify(plan);
+      assert.match(text, /"Index Name":"webhook_registrations_previous_secret_idx"/, text);
+      assert.doesNotMatch(text, /Seq Scan/, text);
+    } finally {
+      await client.end({ timeout: 5 });
+      await db.drop();
+    }
   });
 });

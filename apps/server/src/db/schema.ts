@@ -104,6 +104,11 @@ export const webhookRegistrations = pgTable(
     index("webhook_registrations_failing_idx")
       .on(t.id)
       .where(sql`${t.failingSince} is not null or ${t.failingNoticedAt} is not null or ${t.recoveredAt} is not null`),
+    // clearExpiredSecrets, on every server at each health sweep: only the
+    // webhooks in a rotation's overlap (its `<= now()` implies not null).
+    index("webhook_registrations_previous_secret_idx")
+      .on(t.previousSecretExpiresAt)
+      .where(sql`${t.previousSecretExpiresAt} is not null`),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX "webhook_registrations_previous_secret_idx" ON "webhook_registrations" USING btree ("previous_secret_expires_at") WHERE "webhook_registrations"."previous_secret_expires_at" is not null;
