@@ -1,6 +1,8 @@
 import { status, type Server, type ServerDuplexStream } from "@grpc/grpc-js";
 import { grpcReflectionV1, grpcReflectionV1alpha } from "@httpqueue/proto";
 import type { DescriptorIndex, IndexedFile } from "./descriptor-index.js";
+import { toServiceError } from "./errors.js";
+import { guardedService, requestProblem } from "./request-guard.js";
 
 type Request = grpcReflectionV1.ServerReflectionRequest;
 type Response = grpcReflectionV1.ServerReflectionResponse;
@@ -34,7 +36,13 @@ export function addReflectionService(server: Server, index: DescriptorIndex, ser
     // Like grpc-go: a file's dependencies are sent once per stream, the file asked for every time.
     const sent = new Set<string>();
     call.on("data", (request: Request) => {
-      if (call.cancelled) return;
+      if (call.cancelled || call.writableEnded) return;
+      // A message that could not be decoded ends the stream with INVALID_ARGUMENT, as the API answers.
+      const problem = requestProblem(request);
+      if (problem !== undefined) {
+        call.emit("error", toServiceError(problem).error);
+        return;
+      }
       call.write({
         validHost: request.host,
         originalRequest: request,
@@ -49,9 +57,9 @@ export function addReflectionService(server: Server, index: DescriptorIndex, ser
     call.on("error", () => open.delete(call));
   };
 
-  server.addService(grpcReflectionV1.ServerReflectionService, { serverReflectionInfo });
+  server.addService(guardedService(grpcReflectionV1.ServerReflectionService), { serverReflectionInfo });
   // v1alpha's messages are v1's under another package: same fields, same numbers.
-  server.addService(grpcReflectionV1alpha.ServerReflectionService, { serverReflectionInfo });
+  server.addService(guardedService(grpcReflectionV1alpha.ServerReflectionService), { serverReflectionInfo });
 
   return {
     endStreams() {

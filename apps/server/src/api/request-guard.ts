@@ -1,6 +1,12 @@
-import type { ServiceDefinition } from "@grpc/grpc-js";
+import type {
+  sendUnaryData,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { findField } from "@httpqueue/proto";
-import { invalidArgument, type ApiError } from "./errors.js";
+import { invalidArgument, toServiceError, type ApiError } from "./errors.js";
 
 /** Set on a decoded request whose strings were not valid UTF-8: the field's name. */
 const INVALID_UTF8 = Symbol("invalid UTF-8");
@@ -65,6 +71,41 @@ export function requestProblem(request: object): ApiError | undefined {
   const nul = findField(request, (text) => text.includes("\u0000"));
   if (nul !== undefined) return invalidArgument(nul, "must not contain NUL characters");
   return undefined;
+}
+
+/**
+ * A service's handlers, for its `guardedService` definition, with each call
+ * whose request `requestProblem` refuses answered with that status before the
+ * handler sees it. Only calls with one request (unary and server-streaming):
+ * the handler of a streaming request checks each message itself.
+ */
+export function guardedImplementation<I extends UntypedServiceImplementation>(
+  definition: ServiceDefinition,
+  implementation: I,
+): I {
+  const guarded: UntypedServiceImplementation = { ...implementation };
+  for (const [rpc, method] of Object.entries(definition)) {
+    // As grpc-js finds it: by the definition's key, else (proto-loader's definitions) by its original name.
+    const name = rpc in implementation ? rpc : method.originalName;
+    const handler = name === undefined ? undefined : implementation[name];
+    if (method.requestStream || name === undefined || handler === undefined) continue;
+    guarded[name] = method.responseStream
+      ? (call: ServerWritableStream<object, unknown>) => {
+          const problem = requestProblem(call.request);
+          if (problem === undefined) (handler as (call: ServerWritableStream<object, unknown>) => void)(call);
+          else call.emit("error", toServiceError(problem).error);
+        }
+      : (call: ServerUnaryCall<object, unknown>, callback: sendUnaryData<unknown>) => {
+          const problem = requestProblem(call.request);
+          if (problem === undefined) {
+            (handler as (call: ServerUnaryCall<object, unknown>, callback: sendUnaryData<unknown>) => void)(
+              call,
+              callback,
+            );
+          } else callback(toServiceError(problem).error, null);
+        };
+  }
+  return guarded as I;
 }
 
 /** How often `needle` occurs in `haystack` (a string or bytes), without copying either. */

@@ -1,5 +1,6 @@
 import type { Server, ServerWritableStream, UntypedHandleCall } from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import { guardedImplementation, guardedService } from "../api/request-guard.js";
 import type { HealthMonitor, Readiness } from "./health.js";
 
 /** "" is the server as a whole; the API has the same status, since it needs everything the checks cover. */
@@ -36,7 +37,11 @@ export function addHealthService(server: Server, monitor: HealthMonitor): GrpcHe
         call.on("cancelled", () => watches.delete(call));
         watch(call);
       };
-      server.addService(service, { ...implementation, watch: tracked as UntypedHandleCall });
+      // Requests that cannot be decoded answer INVALID_ARGUMENT, as the API's do.
+      server.addService(
+        guardedService(service),
+        guardedImplementation(service, { ...implementation, watch: tracked as UntypedHandleCall }),
+      );
     },
   });
 
