@@ -11,6 +11,8 @@ const SERVER_MAIN = fileURLToPath(import.meta.resolve("@httpqueue/server"));
 
 export interface Server {
   address: string;
+  /** The server's database (empty until the server has migrated it). */
+  db: TestDatabase;
   process: ServerProcess;
   stop(): Promise<void>;
 }
@@ -38,6 +40,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
   }
   return {
     address: server.address,
+    db,
     process: server,
     async stop() {
       await terminate(server);

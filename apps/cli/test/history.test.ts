@@ -31,6 +31,7 @@ interface EventJson {
   event: string;
   payload: string;
   createdAt: string;
+  payloadRemovedAt: string | null;
 }
 
 const MISSING_ID = "0190a0d4-0000-7000-8000-000000000000";
@@ -96,6 +97,36 @@ describe("webhookctl attempts, events get/list, deliveries resend, webhooks reco
     assert.equal(json.event.id, eventId);
     assert.equal(json.event.payload, '{"id":1,"lines":[1]}');
     assert.deepEqual(json.counts, [{ status: "DELIVERY_STATUS_FAILED", count: 1 }]);
+  });
+
+  it("events get and status --event say when retention removed the payload; --json has payloadRemovedAt", async () => {
+    const { eventId } = await okJson<{ eventId: string }>(
+      ["events", "push", "--namespace", "hist-retention", "--event", "order", '{"id":3}'],
+      { env },
+    );
+    const kept = await okJson<{ event: EventJson }>(["events", "get", eventId], { env });
+    assert.equal(kept.event.payloadRemovedAt, null);
+    assert.doesNotMatch(await ok(["events", "get", eventId], { env }), /removed by retention/);
+
+    // What the retention sweep does once PAYLOAD_RETENTION has passed.
+    const [row] = await server.db.sql<{ removed: Date }[]>`
+      update event_records set payload = '', payload_removed_at = now() where id = ${eventId}
+      returning payload_removed_at as removed`;
+    assert.ok(row);
+
+    const human = await ok(["events", "get", eventId], { env });
+    assert.match(human, new RegExp(`^Payload {10}removed by retention ${TIME.source}$`, "m"));
+    assert.match(human, /^Metadata {9}-$/m, "the fields after it are as before");
+    const status = await ok(["status", "--event", eventId], { env });
+    assert.match(status, new RegExp(`^Payload {10}removed by retention ${TIME.source}$`, "m"));
+    const json = await okJson<{ event: EventJson }>(["events", "get", eventId], { env });
+    assert.equal(json.event.payload, "");
+    assert.equal(json.event.payloadRemovedAt, row.removed.toISOString());
+    const listed = await okJson<{ events: EventJson[] }>(["events", "list", "--namespace", "hist-retention"], { env });
+    assert.deepEqual(
+      listed.events.map((e) => [e.id, e.payloadRemovedAt]),
+      [[eventId, row.removed.toISOString()]],
+    );
   });
 
   it("events list shows events newest first, filtered by namespace, event and time", async () => {

@@ -174,7 +174,7 @@ export function eventDetails(
     ["Event", e.id],
     ["Namespace", e.namespace],
     ["Name", e.event],
-    ["Payload", options.payload === "full" ? prettyJson(e.payload) : oneLine(e.payload, 100)],
+    ["Payload", payloadField(e, options.payload)],
     [
       "Metadata",
       Object.entries(e.metadata)
@@ -187,6 +187,12 @@ export function eventDetails(
     ["Expires", formatTime(e.expiresAt)],
     ...(options.more ?? []),
   ]);
+}
+
+/** The payload (whole or on one line), or when retention removed it (it is empty then). */
+function payloadField(e: Event, form: "full" | "line"): string {
+  if (e.payloadRemovedAt) return `removed by retention ${formatTime(e.payloadRemovedAt)}`;
+  return form === "full" ? prettyJson(e.payload) : oneLine(e.payload, 100);
 }
 
 /** The payload indented for reading; as it is when it is not JSON. */

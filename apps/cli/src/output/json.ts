@@ -58,6 +58,8 @@ export function eventJson(e: Event) {
     orderingKey: e.orderingKey,
     createdAt: iso(e.createdAt),
     expiresAt: iso(e.expiresAt),
+    /** When retention removed the payload (then ""); null while it is kept. */
+    payloadRemovedAt: iso(e.payloadRemovedAt),
   };
 }
 
