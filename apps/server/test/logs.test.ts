@@ -1,14 +1,23 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Writable } from "node:stream";
-import { DeliveryStatus } from "@httpqueue/sdk";
-import { type Receiver, startReceiver } from "@httpqueue/testkit";
+import { DeliveryStatus, HttpQueueError } from "@httpqueue/sdk";
+import {
+  eventually,
+  type Receiver,
+  startReceiver,
+  startTcpProxy,
+  type TcpProxy,
+  type TestDatabase,
+} from "@httpqueue/testkit";
 import { createLogger, prettyDestination } from "../src/observability/logger.js";
-import { startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
+import { createMigratedDatabase, startTestServer, type TestServer, waitForDelivery } from "./helpers/server.js";
 
 type Line = Record<string, unknown>;
 
 describe("logs", () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
   let server: TestServer;
   let receiver: Receiver;
   const lines: string[] = [];
@@ -17,11 +26,20 @@ describe("logs", () => {
   before(async () => {
     // The first attempt fails, the second succeeds: both kinds of attempt line.
     receiver = await startReceiver((_req, i) => (i === 0 ? 503 : 200));
-    server = await startTestServer({ LOG_LEVEL: "info" }, undefined, { write: (line) => lines.push(line) });
+    // The database through a proxy, to cut it off.
+    db = await createMigratedDatabase();
+    const url = new URL(db.url);
+    proxy = await startTcpProxy(url.hostname, Number(url.port || 5432));
+    url.host = `127.0.0.1:${proxy.port}`;
+    server = await startTestServer({ LOG_LEVEL: "info", DATABASE_URL: url.toString() }, db, {
+      write: (line) => lines.push(line),
+    });
   });
   after(async () => {
     await server.stop();
     await receiver.close();
+    await proxy.close();
+    await db.drop();
   });
 
   it("a log line of a delivery to a webhook with an Authorization header does not contain its value", async () => {
@@ -82,6 +100,36 @@ describe("logs", () => {
     assert.ok(failed, "the failed call is logged");
     assert.equal(typeof failed.durationMs, "number");
     assert.ok(rpc.some((l) => l.rpc === "RegisterWebhook" && l.code === "OK"));
+  });
+
+  it("logs a call failed for want of the database at warn (the caller retries), an internal error at error", async () => {
+    const failures = () => parsed().filter((l) => l.msg === "rpc failed");
+    await proxy.cut();
+    try {
+      await assert.rejects(
+        server.client.pushEvent({ namespace: "logs", event: "outage", payload: "{}" }, { deadlineMs: 10_000 }),
+        (err: unknown) => err instanceof HttpQueueError && err.codeName === "UNAVAILABLE",
+      );
+    } finally {
+      await proxy.restore();
+    }
+    const unavailable = failures().filter((l) => l.rpc === "PushEvent");
+    assert.ok(unavailable.length > 0, "the failure is logged");
+    assert.deepEqual(new Set(unavailable.map((l) => l.level)), new Set(["warn"]));
+    await eventually(() => server.client.listWebhooks({ namespace: "logs" }), 15_000, "calls served again");
+
+    await db.sql`alter table webhook_registrations rename to webhook_registrations_away`;
+    try {
+      await assert.rejects(
+        server.client.listWebhooks({ namespace: "logs" }),
+        (err: unknown) => err instanceof HttpQueueError && err.codeName === "INTERNAL",
+      );
+    } finally {
+      await db.sql`alter table webhook_registrations_away rename to webhook_registrations`;
+    }
+    const internal = failures().filter((l) => l.rpc === "ListWebhooks");
+    assert.equal(internal.length, 1, "the failure is logged");
+    assert.equal(internal[0]?.level, "error");
   });
 
   it("redacts secrets in pretty output too", () => {

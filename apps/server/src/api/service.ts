@@ -41,10 +41,18 @@ export function createWebhookService(
     };
   }
 
-  /** The status of an error a handler threw, logged when unexpected. */
+  /**
+   * The status of an error a handler threw, logged when unexpected: at warn
+   * when the caller is told to retry (the database unavailable, a lost race),
+   * which an outage makes of every call while readiness reports it; at error
+   * otherwise (INTERNAL and the like).
+   */
   function failure(method: string, err: unknown) {
     const { error, unexpected } = toServiceError(err);
-    if (unexpected) logger.error({ rpc: method, err }, "rpc failed");
+    if (unexpected) {
+      const retryable = error.code === status.UNAVAILABLE || error.code === status.ABORTED;
+      logger[retryable ? "warn" : "error"]({ rpc: method, err }, "rpc failed");
+    }
     return error;
   }
 
