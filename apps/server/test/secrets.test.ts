@@ -555,6 +555,78 @@ describe("re-sealing concurrently", () => {
   });
 });
 
+describe("re-sealing sends no secret to the database", () => {
+  let db: TestDatabase;
+  /** Every statement the client sends: its text and its parameters. */
+  const sent: { text: string; params: unknown[] }[] = [];
+  let watched: postgres.Sql;
+
+  before(async () => {
+    db = await createMigratedDatabase();
+    watched = postgres(db.url, {
+      max: 1,
+      onnotice: () => undefined,
+      debug: (_connection, text, params) => sent.push({ text, params }),
+    });
+  });
+  after(async () => {
+    await watched.end({ timeout: 5 });
+    await db.drop();
+  });
+
+  /** The statements sent since `from` that hold one of `values`, in their text or a parameter. */
+  const holding = (from: number, values: string[]) =>
+    sent
+      .slice(from)
+      .filter(({ text, params }) => values.some((v) => text.includes(v) || params.some((p) => String(p).includes(v))));
+
+  it("compares by digest: no plain secret, nor any stored value read, goes back as a parameter (sealing, then rekey)", async () => {
+    const k1 = newKey();
+    const k2 = newKey();
+    const plain = (prefix: string) => `${prefix}${randomBytes(32).toString("base64")}`;
+    const rows = await db.sql<{ id: string; current: string; previous: string | null }[]>`
+      insert into webhook_registrations (namespace, event, url, signing_secret, previous_signing_secret)
+      select 'digest', 'e' || i, 'https://example.com/' || i, s.current, s.previous
+      from jsonb_to_recordset(${db.sql.json(
+        Array.from({ length: 12 }, (_, i) => ({
+          i,
+          current: plain(i % 2 === 0 ? "whsec_" : "whsk_"),
+          previous: i % 3 === 0 ? plain("whsec_") : null,
+        })),
+      )}) as s(i int, current text, previous text)
+      returning id, signing_secret as current, previous_signing_secret as previous`;
+    const plains = rows.flatMap((r) => [r.current, ...(r.previous === null ? [] : [r.previous])]);
+    assert.equal(plains.length, 16);
+
+    const sealing = sent.length;
+    const sealed = await resealPass(watched, cipherOf(k1), { kind: "plain" }, 5);
+    assert.deepEqual(sealed, { resealed: 16, changed: 0, unopenable: 0 });
+    assert.ok(sent.length - sealing > 3, "the pass was watched");
+    assert.deepEqual(holding(sealing, plains), [], "no plain secret sent");
+
+    // rekey re-seals what another key sealed, and a plain secret written since.
+    const [first] = rows;
+    assert.ok(first);
+    const late = plain("whsec_");
+    await db.sql`update webhook_registrations set signing_secret = ${late} where id = ${first.id}`;
+    const readBefore = (await storedSecrets(db.sql)).flatMap((r) => [
+      r.current,
+      ...(r.previous === null ? [] : [r.previous]),
+    ]);
+    const rekeying = sent.length;
+    const rekeyed = await resealPass(watched, cipherOf(k2, k1), { kind: "not-under", keyId: keyId(k2) }, 5);
+    assert.deepEqual(rekeyed, { resealed: 16, changed: 0, unopenable: 0 });
+    assert.deepEqual(holding(rekeying, [...plains, late, ...readBefore]), [], "no stored value sent back");
+
+    const byId = new Map((await storedSecrets(db.sql)).map((r) => [r.id, r]));
+    for (const row of rows) {
+      const stored = byId.get(row.id);
+      assert.equal(cipherOf(k2).open(stored?.current ?? ""), row === first ? late : row.current);
+      assert.equal(row.previous === null ? null : cipherOf(k2).open(stored?.previous ?? ""), row.previous);
+    }
+  });
+});
+
 describe("sealing at start while a server rotates", () => {
   let db: TestDatabase;
   let starter: postgres.Sql;

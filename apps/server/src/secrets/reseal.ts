@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Sql } from "../db/client.js";
 import { isPlain, SEALED_PREFIX, type SecretCipher } from "./cipher.js";
 
@@ -5,7 +6,10 @@ import { isPlain, SEALED_PREFIX, type SecretCipher } from "./cipher.js";
 // are sealed) and by `rekey` (everything is sealed again under the first
 // key). Each batch is two short statements of their own; each row is written
 // only if it still holds what was read (compare-and-set), so a secret
-// rotated, or sealed by another server, meanwhile is never overwritten.
+// rotated, or sealed by another server, meanwhile is never overwritten. The
+// compare is by SHA-256 digest: a value read, which may be a plain secret,
+// never goes back to PostgreSQL as a statement parameter (which
+// log_statement or a slow-statement log would keep).
 
 /** The columns that hold a signing secret, as stored ("" once unregistered; previous: null when none). */
 const COLUMNS = ["signing_secret", "previous_signing_secret"] as const;
@@ -34,6 +38,11 @@ function needs(sql: Sql, column: Column, target: ResealTarget) {
   return sql`(${col} <> '' and not starts_with(${col}, ${`${SEALED_PREFIX}${target.keyId}:`}))`;
 }
 
+/** The SHA-256 of a stored value's UTF-8 bytes, in hex: what the write compares with `sha256(convert_to(column, 'UTF8'))`. */
+function digestOf(stored: string): string {
+  return createHash("sha256").update(stored, "utf8").digest("hex");
+}
+
 /** Whether a stored value is one the pass rewrites (the same test as `needs`, in JS). */
 function wanted(stored: string | null, target: ResealTarget): stored is string {
   if (stored === null || stored === "") return false;
@@ -59,7 +68,7 @@ export async function resealPass(
       where id > ${after} and (${needs(sql, "signing_secret", target)} or ${needs(sql, "previous_signing_secret", target)})
       order by id limit ${batchSize}`;
     for (const column of COLUMNS) {
-      const writes: { id: string; old: string; sealed: string }[] = [];
+      const writes: { id: string; digest: string; sealed: string }[] = [];
       for (const row of rows) {
         const stored = row[column];
         if (!wanted(stored, target)) continue;
@@ -70,13 +79,13 @@ export async function resealPass(
           counts.unopenable++;
           continue;
         }
-        writes.push({ id: row.id, old: stored, sealed: cipher.seal(secret) });
+        writes.push({ id: row.id, digest: digestOf(stored), sealed: cipher.seal(secret) });
       }
       if (writes.length === 0) continue;
       const written = await sql`
         update webhook_registrations w set ${sql(column)} = v.sealed
-        from json_to_recordset(${JSON.stringify(writes)}::text::json) as v(id uuid, old text, sealed text)
-        where w.id = v.id and w.${sql(column)} = v.old`;
+        from json_to_recordset(${JSON.stringify(writes)}::text::json) as v(id uuid, digest text, sealed text)
+        where w.id = v.id and sha256(convert_to(w.${sql(column)}, 'UTF8')) = decode(v.digest, 'hex')`;
       counts.resealed += written.count;
       counts.changed += writes.length - written.count;
     }
