@@ -92,7 +92,7 @@ describe("pace", () => {
     pace.take(260);
     assert.deepEqual(
       pace.state(300),
-      { pausedUntil: null, pace: null, nextSendAt: 500 },
+      { pausedUntil: null, pace: null, nextSendAt: 500, recentSends: [0, 260] },
       "a little late: the schedule holds",
     );
   });
@@ -119,6 +119,38 @@ describe("pace", () => {
     }
     assert.equal(starts[50], 1015, "the 51st waits a second after the first");
     assert.equal(starts[199], 3980, "then on schedule: the rate limit is reached, not undercut");
+  });
+
+  it("never starts more requests within a second than the rate limit across a hand-over to another runner", () => {
+    // Runner 1 starts each request when hold() allows it, some of them late;
+    // it lets go and runner 2 (another job, maybe another server) goes on from its state.
+    const run = (pace: Pace, from: number, count: number, late: (i: number) => number) => {
+      const starts: number[] = [];
+      for (let t = from; starts.length < count;) {
+        const hold = pace.hold(t);
+        if (hold === undefined) {
+          t += late(starts.length);
+          pace.take(t);
+          starts.push(t);
+        } else {
+          t += hold.ms;
+        }
+      }
+      return starts;
+    };
+    const first = new Pace({ pausedUntil: null, pace: null, nextSendAt: null });
+    first.rateLimit = 50;
+    // Late by 12 ms now and then, as timers on a busy machine are.
+    const before = run(first, 0, 60, (i) => (i % 7 === 3 ? 12 : 0));
+    const handOver = (before.at(-1) ?? 0) + 1;
+    const second = new Pace(first.state(handOver));
+    second.rateLimit = 50;
+    const after = run(second, handOver, 120, () => 0);
+    const starts = [...before, ...after];
+    for (let i = 50; i < starts.length; i++) {
+      const window = (starts[i] ?? 0) - (starts[i - 50] ?? 0);
+      assert.ok(window >= 1000, `requests ${i - 50} to ${i} (51 of them) started within ${window} ms`);
+    }
   });
 
   it("goes on from the state the last runner left", () => {

@@ -140,6 +140,7 @@ export interface PaceRow {
   pausedUntil: number | null;
   pace: number | null;
   nextSendAt: number | null;
+  recentSends?: number[] | null;
 }
 
 const startStatement = preparedStatement<DueRow & { acquired: boolean; state: PaceRow | null }>(sql`
@@ -158,7 +159,8 @@ const startStatement = preparedStatement<DueRow & { acquired: boolean; state: Pa
       select json_build_object(
         'pausedUntil', extract(epoch from ws.paused_until) * 1000,
         'pace', ws.pace,
-        'nextSendAt', extract(epoch from ws.next_send_at) * 1000
+        'nextSendAt', extract(epoch from ws.next_send_at) * 1000,
+        'recentSends', ws.recent_sends
       ) from ${webhookRegistrations} ws where ws.id = input.webhook_id
     ) as state
   from input
@@ -237,7 +239,7 @@ const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sq
     select x.*, ${nextDue(sql`x.webhook_id`)} as next_due
     from json_to_recordset(${sql.placeholder("input")}::json) as x(
       ord int, webhook_id uuid, owner text, mode text, paused boolean, paused_until timestamptz, pace float8,
-      next_send_at timestamptz
+      next_send_at timestamptz, recent_sends float8[]
     )
   ), input as (
     select requested.*, coalesce(next_due <= now(), false) as due from requested
@@ -247,10 +249,12 @@ const finishStatement = preparedStatement<{ ord: number; released: boolean }>(sq
     returning r.webhook_id
   ), saved as (
     update ${webhookRegistrations} w
-    set paused_until = input.paused_until, pace = input.pace, next_send_at = input.next_send_at
+    set paused_until = input.paused_until, pace = input.pace, next_send_at = input.next_send_at,
+      recent_sends = input.recent_sends
     from input join released using (webhook_id)
     where w.id = input.webhook_id
-      and (w.paused_until, w.pace, w.next_send_at) is distinct from (input.paused_until, input.pace, input.next_send_at)
+      and (w.paused_until, w.pace, w.next_send_at, w.recent_sends)
+        is distinct from (input.paused_until, input.pace, input.next_send_at, input.recent_sends)
     returning w.id
   ), next as (
     select input.webhook_id, input.due and not input.paused as due, greatest(input.next_due, input.paused_until) as at
@@ -287,6 +291,7 @@ async function finishRunners(db: Queryable, requests: FinishRequest[]): Promise<
     paused_until: toTime(r.pace.pausedUntil),
     pace: r.pace.pace,
     next_send_at: toTime(r.pace.nextSendAt),
+    recent_sends: r.pace.recentSends ?? null,
   }));
   const rows = await finishStatement(db, { input: JSON.stringify(input) });
   return rows.map((row) => ({ released: row.released }));

@@ -78,6 +78,8 @@ export const webhookRegistrations = pgTable(
     pace: doublePrecision("pace"),
     /** The rate limit's next free slot: no request before then (kept when a server hands the webhook on). */
     nextSendAt: timestamp("next_send_at", { withTimezone: true }),
+    /** When the requests of the runner's last second started (ms since the epoch): the next runner counts them (see delivery/pace.ts). */
+    recentSends: doublePrecision("recent_sends").array(),
     /** A JSON object the payload must contain (see httpqueue_payload_matches); null: every payload. */
     filter: jsonb("filter").$type<Record<string, unknown>>(),
   },

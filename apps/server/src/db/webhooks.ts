@@ -74,6 +74,7 @@ const CLEAN_WHEN_REACTIVATED = {
   pausedUntil: sql`case when ${w.active} then ${w.pausedUntil} end`,
   pace: sql`case when ${w.active} then ${w.pace} end`,
   nextSendAt: sql`case when ${w.active} then ${w.nextSendAt} end`,
+  recentSends: sql`case when ${w.active} then ${w.recentSends} end`,
 };
 
 /**

@@ -16,6 +16,12 @@ export interface PaceState {
   pace: number | null;
   /** The rate limit's next free slot (ms since the epoch); null: now. */
   nextSendAt: number | null;
+  /**
+   * When the requests of the last second started (ms since the epoch, oldest
+   * first), under a rate limit: the next runner counts them too, so that a
+   * hand-over never lets one more than the limit start within a second.
+   */
+  recentSends?: number[] | null;
 }
 
 /** The slowest pace: one request a second. */
@@ -51,6 +57,7 @@ export class Pace {
     this.pausedUntil = state.pausedUntil ?? 0;
     this.pace = state.pace;
     this.nextSendAt = state.nextSendAt ?? 0;
+    this.recent = [...(state.recentSends ?? [])];
   }
 
   /** Requests a second allowed now; Infinity: no limit. */
@@ -71,14 +78,27 @@ export class Pace {
 
   /** When the last second's requests leave room for one more under the rate limit (now or earlier: there is room). */
   private windowFreeAt(now: number): number {
+    this.forgetOlderThanASecond(now);
+    if (this.rateLimit <= 0 || this.recent.length - this.recentHead < this.rateLimit) return 0;
+    // The request that must leave the window first: rateLimit requests back from the next one.
+    return (this.recent[this.recent.length - this.rateLimit] ?? 0) + 1000;
+  }
+
+  /** Drops the start times more than a second old from the window. */
+  private forgetOlderThanASecond(now: number): void {
     while (this.recentHead < this.recent.length && (this.recent[this.recentHead] ?? 0) <= now - 1000) this.recentHead++;
     if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
       this.recent = this.recent.slice(this.recentHead);
       this.recentHead = 0;
     }
-    if (this.rateLimit <= 0 || this.recent.length - this.recentHead < this.rateLimit) return 0;
-    // The request that must leave the window first: rateLimit requests back from the next one.
-    return (this.recent[this.recent.length - this.rateLimit] ?? 0) + 1000;
+  }
+
+  /** The start times of the last second; null: none (or no rate limit). */
+  private lastSecondStarts(now: number): number[] | null {
+    if (this.rateLimit <= 0) return null;
+    this.forgetOlderThanASecond(now);
+    const starts = this.recent.slice(this.recentHead);
+    return starts.length > 0 ? starts : null;
   }
 
   /** A request starts now: the next one waits its turn. */
@@ -140,6 +160,7 @@ export class Pace {
       pausedUntil: this.pausedUntil > now ? this.pausedUntil : null,
       pace: this.pace,
       nextSendAt: this.nextSendAt > now ? this.nextSendAt : null,
+      recentSends: this.lastSecondStarts(now),
     };
   }
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "webhook_registrations" ADD COLUMN "recent_sends" double precision[];
