@@ -306,6 +306,33 @@ describe("statements shared by concurrent callers", () => {
     assert.deepEqual(rest.map((d) => d.id).sort(), ids.filter((id) => !taken.some((d) => d.id === id)).sort());
   });
 
+  it("a server taking a webhook as another lets it go starts from the pace it left, not from what was there before", async () => {
+    const ids = await newDeliveries(2, true);
+    const webhookId = await webhookOf(ids[0]!);
+    assert.ok(await startRunner(db, { webhookId, owner: "pool-a", limit: 10 }));
+    // pool-a lets go in a transaction that has not committed yet, leaving its pace on the row
+    // (as its finishing statement does); pool-b's start waits for the runner row meanwhile.
+    const nextSendAt = Date.now() + 60_000;
+    const recentSends = [Date.now() - 500, Date.now() - 100];
+    let releasing: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (releasing = resolve));
+    const letGo = database.sql.begin(async (tx) => {
+      await tx`delete from webhook_runners where webhook_id = ${webhookId}`;
+      await tx`update webhook_registrations set next_send_at = ${new Date(nextSendAt)},
+        recent_sends = ${recentSends}::float8[] where id = ${webhookId}`;
+      await released;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const taking = startRunner(db, { webhookId, owner: "pool-b", limit: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // pool-b's statement is waiting now
+    releasing();
+    await letGo;
+    const taken = await taking;
+    assert.ok(taken, "pool-b takes the webhook once pool-a let go");
+    assert.equal(taken.pace.nextSendAt, nextSendAt, "the next free slot pool-a left");
+    assert.deepEqual(taken.pace.recentSends, recentSends, "the start times of pool-a's last second");
+  });
+
   it("keeps the webhook while deliveries are due; on letting go, schedules its next due delivery", async () => {
     const ids = await newDeliveries(2, true);
     const webhookId = await webhookOf(ids[0]!);

@@ -143,10 +143,15 @@ export interface PaceRow {
   recentSends?: number[] | null;
 }
 
-const startStatement = preparedStatement<DueRow & { acquired: boolean; state: PaceRow | null }>(sql`
+// Taking a webhook and reading what it needs are two statements: a start
+// that finds the webhook being let go waits for that runner's statement to
+// commit, but a statement reads with the snapshot it began with, so a read
+// in the same statement would miss what that runner left (its pace, the
+// outcomes it recorded last) and could send a delivery again.
+const acquireStatement = preparedStatement<{ ord: number }>(sql`
   with input as (
-    select x.ord, x.webhook_id, x.owner, x.lim, null::uuid[] as exclude
-    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, owner text, lim int)
+    select x.ord, x.webhook_id, x.owner
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, owner text)
   ), acquired as (
     -- Taken when free, or already ours (a run of ours that ended without letting go).
     insert into ${webhookRunners} (webhook_id, owner)
@@ -155,7 +160,15 @@ const startStatement = preparedStatement<DueRow & { acquired: boolean; state: Pa
       where ${webhookRunners}.owner = excluded.owner
     returning webhook_id
   )
-  select input.ord, acquired.webhook_id is not null as acquired, due.*, (
+  select input.ord from input join acquired using (webhook_id)
+`);
+
+const takenStatement = preparedStatement<DueRow & { state: PaceRow | null }>(sql`
+  with input as (
+    select x.ord, x.webhook_id, x.lim, null::uuid[] as exclude
+    from json_to_recordset(${sql.placeholder("input")}::json) as x(ord int, webhook_id uuid, lim int)
+  )
+  select input.ord, due.*, (
       select json_build_object(
         'pausedUntil', extract(epoch from ws.paused_until) * 1000,
         'pace', ws.pace,
@@ -164,8 +177,7 @@ const startStatement = preparedStatement<DueRow & { acquired: boolean; state: Pa
       ) from ${webhookRegistrations} ws where ws.id = input.webhook_id
     ) as state
   from input
-  left join acquired using (webhook_id)
-  left join lateral (${dueDeliveries(sql`acquired.webhook_id is not null`)}) due on true
+  left join lateral (${dueDeliveries()}) due on true
   order by input.ord
 `);
 
@@ -173,15 +185,17 @@ const NO_PACE: PaceRow = { pausedUntil: null, pace: null, nextSendAt: null };
 
 async function startRunners(db: Queryable, requests: StartRequest[]): Promise<StartResult[]> {
   const input = requests.map((r, ord) => ({ ord, webhook_id: r.webhookId, owner: r.owner, lim: r.limit }));
-  const rows = await startStatement(db, { input: JSON.stringify(input) });
-  const acquired = new Map(rows.filter((r) => r.acquired).map((r) => [r.ord, r.state ?? NO_PACE]));
-  // A request that got no delivery (not taken, or nothing due) has a row without one.
-  const due = byOrd(rows, requests.length, ({ acquired: _a, state: _s, ...row }) =>
+  const taken = new Set((await acquireStatement(db, { input: JSON.stringify(input) })).map((r) => r.ord));
+  if (taken.size === 0) return requests.map(() => undefined);
+  const rows = await takenStatement(db, { input: JSON.stringify(input.filter((r) => taken.has(r.ord))) });
+  const pace = new Map(rows.map((r) => [r.ord, r.state ?? NO_PACE]));
+  // A webhook with nothing due has a row without a delivery.
+  const due = byOrd(rows, requests.length, ({ state: _s, ...row }) =>
     (row.id as string | null) === null ? undefined : toDue(row),
   );
   return due.map((list, ord) => {
-    const pace = acquired.get(ord);
-    return pace === undefined ? undefined : { due: list, pace };
+    const state = taken.has(ord) ? pace.get(ord) : undefined;
+    return state === undefined ? undefined : { due: list, pace: state };
   });
 }
 
@@ -313,7 +327,7 @@ const finishers = batched(finishRunners, (r) => r.webhookId);
 
 /**
  * Takes the webhook for this server (unless another one has it) and reads its
- * first page of due deliveries, in one statement. Concurrent calls share it.
+ * first page of due deliveries and its pace. Concurrent calls share the statements.
  */
 export function startRunner(db: Db, request: StartRequest): Promise<StartResult> {
   return starters(db).add(request);
