@@ -6,6 +6,7 @@ import { eventually, startReceiver, type Receiver, type TestDatabase } from "@ht
 import { startApp, type App, type AppConfig } from "../src/app.js";
 import { loadConfig } from "../src/config.js";
 import { createDatabase } from "../src/db/client.js";
+import { FANOUT_TASK } from "../src/db/jobs.js";
 import { deleteEndedEvents, removeEndedPayloads } from "../src/db/retention.js";
 import { createLogger } from "../src/observability/logger.js";
 import { scrape } from "./helpers/http.js";
@@ -483,6 +484,32 @@ describe("retention", () => {
       }
     });
   }
+
+  it("keeps an event whose fan-out job is still queued (no delivery yet), blanked or deleted once it is done", async () => {
+    const database = await createMigratedDatabase();
+    const db = createDatabase({ url: database.url, poolSize: 2 });
+    const { sql } = database;
+    try {
+      const [event] = await sql<{ id: string }[]>`
+        insert into event_records (namespace, event, payload, ttl_seconds, expires_at)
+        values ('wide', 'e', '{"n":1}', 60, now() + interval '1 day') returning id`;
+      const eventId = event?.id ?? "";
+      // Its fan-out is queued (as a push wider than the inline fan-out queues it), due later.
+      await sql`select graphile_worker.add_job(${FANOUT_TASK}, json_build_object('eventId', ${eventId}::uuid),
+        run_at => now() + interval '1 hour')`;
+      const future = new Date(Date.now() + 60_000);
+      assert.equal(await removeEndedPayloads(db, future, 10), 0, "not blanked");
+      assert.equal((await deleteEndedEvents(db, future, 10)).event_records, 0, "not deleted");
+      const [kept] = await sql<{ payload: string }[]>`select payload from event_records where id = ${eventId}`;
+      assert.equal(kept?.payload, '{"n":1}');
+
+      await sql`delete from graphile_worker._private_jobs`;
+      assert.equal((await deleteEndedEvents(db, future, 10)).event_records, 1, "deleted once its fan-out is done");
+    } finally {
+      await db.$client.end();
+      await database.drop();
+    }
+  });
 
   it("takes different events in batches that run at once, and deletes each once", async () => {
     const database = await createMigratedDatabase();

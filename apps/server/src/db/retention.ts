@@ -2,7 +2,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { RetainedTable } from "../observability/metrics.js";
 import type { Db, Queryable, Sql } from "./client.js";
 import { uuidv7Floor } from "./ids.js";
-import { RETENTION_TASK } from "./jobs.js";
+import { FANOUT_TASK, RETENTION_TASK } from "./jobs.js";
 import { preparedStatement } from "./prepared.js";
 import { deliveryAttempts, eventRecords, webhookDeliveries, webhookRegistrations, webhookRunners } from "./schema.js";
 
@@ -48,8 +48,9 @@ const lockStatement = (older: SQL, order: SQL) =>
 
 /**
  * SQL for the CTEs `due` (the events locked, `ids`), `held` (their
- * deliveries, locked and read as they are now), `gone` (those events whose
- * deliveries have all ended) and `gone_deliveries`.
+ * deliveries, locked and read as they are now), `fanning_out` (those with a
+ * fan-out job queued), `gone` (those whose deliveries have all ended, with
+ * no fan-out to come) and `gone_deliveries`.
  */
 const endedEvents = sql`
   due as (
@@ -58,9 +59,17 @@ const endedEvents = sql`
     select ${d.id} as id, ${d.eventId} as event_id, ${d.status} as status from ${d}
     where ${d.eventId} = any(${sql.placeholder("ids")}::uuid[])
     for update
+  ), fanning_out as (
+    -- Events whose deliveries a fan-out job has yet to create (one wider than
+    -- the push's inline fan-out): none ended, whatever their age. One read of
+    -- the jobs table a batch (it holds the queued jobs only).
+    select (j.payload ->> 'eventId')::uuid as id from graphile_worker._private_jobs j
+    where j.task_id = (select t.id from graphile_worker._private_tasks t where t.identifier = ${sql.raw(`'${FANOUT_TASK}'`)})
+      and j.payload ->> 'eventId' = any(${sql.placeholder("ids")}::text[])
   ), gone as (
     select due.id from due
     where not exists (select 1 from held h where h.event_id = due.id and h.status in ('pending', 'retrying'))
+      and due.id not in (select id from fanning_out)
   ), gone_deliveries as (
     select h.id from held h where h.event_id in (select id from gone)
   )`;
