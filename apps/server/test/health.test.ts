@@ -117,19 +117,20 @@ describe("health", () => {
       await until(() => watch.seen.includes(Serving.SERVING));
 
       await proxy.cut();
-      await eventually(async () => ((await health.check("")) === Serving.NOT_SERVING ? true : undefined));
-      assert.equal(await health.check("httpqueue.v1.WebhookService"), Serving.NOT_SERVING);
-      const down = await readyz(server.app.httpAddress);
-      assert.equal(down.status, 503);
+      // The database check runs every HEALTH_CHECK_INTERVAL; another check (the
+      // worker's) may see the loss first, so wait for the database's own verdict.
+      const down = await eventually(async () => {
+        const r = await readyz(server.app.httpAddress);
+        return r.status === 503 && !r.body.checks.database.ok ? r : undefined;
+      });
       assert.equal(down.body.status, "not ready");
-      assert.equal(down.body.checks.database.ok, false);
       assert.match(down.body.checks.database.reason ?? "", /^unreachable/);
-      assert.deepEqual(down.body.checks.worker, { ok: true });
+      assert.equal(await health.check(""), Serving.NOT_SERVING);
+      assert.equal(await health.check("httpqueue.v1.WebhookService"), Serving.NOT_SERVING);
       assert.equal((await httpGet(server.app.httpAddress, "/healthz")).status, 200, "still alive");
       const metrics = await scrape(server.app.httpAddress);
       assert.equal(metrics.value("httpqueue_ready"), 0);
       assert.equal(metrics.value("httpqueue_health_check", { check: "database" }), 0);
-      assert.equal(metrics.value("httpqueue_health_check", { check: "worker" }), 1);
 
       await proxy.restore();
       await eventually(async () => ((await health.check("")) === Serving.SERVING ? true : undefined));
