@@ -111,7 +111,7 @@ export class Pace {
       this.nextSendAt = (now - this.nextSendAt < interval ? this.nextSendAt : now) + interval;
     }
     if (this.rateLimit > 0) {
-      this.windowFreeAt(now);
+      this.forgetOlderThanASecond(now);
       this.recent.push(now);
     }
     if (now - this.bucketStart >= 1000) {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "../db/client.js";
 import {
   deleteEndedEvents,
@@ -39,18 +40,9 @@ export interface RetentionDeps {
   settings: RetentionSettings;
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
+/** Resolves after `ms`, or at once when `signal` aborts (as the runner's waits do). */
+const pause = (ms: number, signal: AbortSignal | undefined): Promise<void> =>
+  sleep(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 
 /** Whether retention has anything to do at all. */
 export const retentionOn = (s: Pick<RetentionSettings, "retentionMs" | "payloadRetentionMs">) =>
