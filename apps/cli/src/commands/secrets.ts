@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { SignatureScheme, signatureSchemeToJSON } from "@httpqueue/sdk";
 import type { Context, Cli } from "../context.js";
@@ -6,6 +5,7 @@ import { UsageError } from "../errors.js";
 import { formatTime, type Colors } from "../output/style.js";
 import { details } from "../output/table.js";
 import { parseOverlap } from "../parse.js";
+import { readArgument } from "../payload.js";
 
 interface RotateOptions {
   overlap?: number;
@@ -130,21 +130,7 @@ Examples:
  * whitespace (a file's last newline) is dropped; the server checks the rest.
  */
 async function readSecret(ctx: Context, value: string): Promise<string> {
-  let text = value;
-  if (value === "-") {
-    const chunks: Buffer[] = [];
-    for await (const chunk of ctx.io.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-    text = Buffer.concat(chunks).toString("utf8");
-  } else if (value.startsWith("@")) {
-    const path = value.slice(1);
-    try {
-      text = await readFile(path, "utf8");
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new UsageError(`cannot read the secret file ${path}${code ? ` (${code})` : ""}`, { cause: err });
-    }
-  }
-  text = text.trim();
+  const text = (await readArgument(value, ctx.io.stdin, "secret")).text.trim();
   if (text === "")
     throw new UsageError(
       `the secret (${value === "-" ? "stdin" : value.startsWith("@") ? value : "--secret"}) is empty`,
